@@ -1,0 +1,1 @@
+"""rlayer: a self-service build pipeline for R runtime layers on AWS Lambda."""

@@ -1,0 +1,1 @@
+"""Build backends: where the buildspec phases run (CodeBuild in AWS, local processes)."""

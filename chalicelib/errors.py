@@ -1,0 +1,108 @@
+"""The one exception tree of rlayer.
+
+Every error the project raises on purpose derives from :class:`RLayerError`. Each class
+carries the HTTP status it maps to (used in one place, ``chalicelib.api.responses``); the
+pipeline's task errors are also named, by class name, in the ASL's ``Catch.ErrorEquals``,
+because Lambda reports an unhandled exception's class name as its ``errorType``.
+
+    RLayerError
+    ├── RequestInvalidError      400  bad input, names the field
+    ├── SignatureInvalidError    401  Slack request not signed by us / stale
+    ├── ForbiddenError           403  team or channel not allowed
+    ├── NotFoundError            404
+    ├── ConflictError            409  a record is not in the state the change expects
+    │   └── TransitionRejectedError   status would move backwards or repeat
+    ├── ConfigurationError       500  settings missing or inconsistent
+    ├── UpstreamError            502  an AWS service / feed / build backend failed
+    │   └── FeedError                 the R release feed is down or returned garbage
+    └── PipelineError            task errors, named in state_machine.asl.json
+        ├── BuildStartError
+        ├── BuildFailedError
+        ├── BuildTimedOutError
+        ├── ArtifactInvalidError
+        ├── PublishError
+        └── CanaryFailedError
+"""
+
+from __future__ import annotations
+
+
+class RLayerError(Exception):
+    """Base of every error rlayer raises on purpose."""
+
+    http_status = 500
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict[str, str]:
+        body = {"error": type(self).__name__, "message": self.message}
+        if self.field:
+            body["field"] = self.field
+        return body
+
+
+class RequestInvalidError(RLayerError):
+    http_status = 400
+
+
+class SignatureInvalidError(RLayerError):
+    http_status = 401
+
+
+class ForbiddenError(RLayerError):
+    http_status = 403
+
+
+class NotFoundError(RLayerError):
+    http_status = 404
+
+
+class ConflictError(RLayerError):
+    http_status = 409
+
+
+class TransitionRejectedError(ConflictError):
+    """A status update that would not move the record forward (late or duplicate step)."""
+
+
+class ConfigurationError(RLayerError):
+    http_status = 500
+
+
+class UpstreamError(RLayerError):
+    http_status = 502
+
+
+class FeedError(UpstreamError):
+    """The R release feed could not be read or did not parse."""
+
+
+class PipelineError(RLayerError):
+    """Raised by a task function; the class name is the Lambda ``errorType``."""
+
+
+class BuildStartError(PipelineError):
+    pass
+
+
+class BuildFailedError(PipelineError):
+    pass
+
+
+class BuildTimedOutError(PipelineError):
+    pass
+
+
+class ArtifactInvalidError(PipelineError):
+    pass
+
+
+class PublishError(PipelineError):
+    pass
+
+
+class CanaryFailedError(PipelineError):
+    pass

@@ -1,0 +1,284 @@
+"""Pydantic contracts for every boundary: API bodies, records, manifests.
+
+Validation here is the security boundary too: a package name or R version that passes
+these models is safe to hand to a build script as an environment variable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+R_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
+MIN_R_VERSION = (4, 0, 0)
+# CRAN: letters, digits and dots, starts with a letter, no trailing dot, >= 2 characters.
+PACKAGE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]$")
+# CRAN versions are numbers separated by '.' or '-' (e.g. 1.8.7, 1.14-2).
+PACKAGE_VERSION_RE = re.compile(r"^\d+(?:[.-]\d+)+$")
+# What Lambda accepts as a layer name (the ARN form is not accepted from users).
+LAYER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,140}$")
+MAX_PACKAGES = 200
+LAMBDA_DESCRIPTION_MAX = 256
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Architecture(StrEnum):
+    X86_64 = "x86_64"
+    ARM64 = "arm64"
+
+
+class BuildStatus(StrEnum):
+    QUEUED = "QUEUED"
+    BUILDING = "BUILDING"
+    VALIDATING = "VALIDATING"
+    PUBLISHING = "PUBLISHING"
+    TESTING = "TESTING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (BuildStatus.SUCCEEDED, BuildStatus.FAILED)
+
+    def predecessors(self) -> tuple[BuildStatus, ...]:
+        """Statuses a record may be in for a move to this one (forward only)."""
+        order = list(BuildStatus)[:-1]  # QUEUED .. SUCCEEDED; FAILED is off to the side
+        if self is BuildStatus.FAILED:
+            return tuple(s for s in order if not s.is_final)
+        return tuple(order[: order.index(self)])
+
+
+def parse_r_version(value: str) -> tuple[int, int, int]:
+    if not isinstance(value, str) or not R_VERSION_RE.match(value):
+        raise ValueError("must be an R version of the form X.Y.Z, e.g. 4.4.1")
+    major, minor, patch = (int(p) for p in value.split("."))
+    if (major, minor, patch) < MIN_R_VERSION:
+        raise ValueError("must be 4.0.0 or newer")
+    return major, minor, patch
+
+
+class PackageSpec(BaseModel):
+    """One requested CRAN package, optionally pinned (``name==1.2.3``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    version: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> PackageSpec:
+        if not isinstance(text, str):
+            raise ValueError("each package must be a string")
+        name, sep, version = text.partition("==")
+        if not PACKAGE_NAME_RE.match(name):
+            raise ValueError(
+                f"{text!r} is not a CRAN package name (letters, digits and dots, "
+                "starting with a letter, optionally pinned as name==1.2.3)"
+            )
+        if sep and not PACKAGE_VERSION_RE.match(version):
+            raise ValueError(f"{text!r}: the pinned version must look like 1.2.3 or 1.2-3")
+        return cls(name=name, version=version or None)
+
+    def __str__(self) -> str:
+        return f"{self.name}=={self.version}" if self.version else self.name
+
+
+def parse_packages(values: list[str]) -> tuple[PackageSpec, ...]:
+    if len(values) > MAX_PACKAGES:
+        raise ValueError(f"at most {MAX_PACKAGES} packages per build, got {len(values)}")
+    specs = [PackageSpec.parse(v) for v in values]
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.name in seen:
+            raise ValueError(f"package {spec.name!r} is listed more than once")
+        seen.add(spec.name)
+    return tuple(sorted(specs, key=lambda s: s.name))
+
+
+class BuildSpec(BaseModel):
+    """The normalised what-to-build: identical specs have identical hashes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    r_version: str
+    architecture: Architecture = Architecture.X86_64
+    packages: tuple[PackageSpec, ...] = ()
+
+    @field_validator("r_version")
+    @classmethod
+    def _r_version(cls, value: str) -> str:
+        parse_r_version(value)
+        return value
+
+    @field_validator("packages", mode="before")
+    @classmethod
+    def _packages(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return parse_packages(list(value))
+        if isinstance(value, list | tuple):
+            return tuple(sorted(value, key=lambda s: s["name"] if isinstance(s, dict) else s.name))
+        return value
+
+    @property
+    def spec_hash(self) -> str:
+        canonical = json.dumps(
+            {
+                "r_version": self.r_version,
+                "architecture": self.architecture.value,
+                "packages": [str(p) for p in self.packages],
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def runtime_layer_name(self) -> str:
+        # Lambda layer names allow no dots: r-4_4_1-x86_64.
+        return f"r-{self.r_version.replace('.', '_')}-{self.architecture.value}"
+
+    @property
+    def packages_layer_name(self) -> str:
+        return f"{self.runtime_layer_name}-pkgs-{self.spec_hash}"
+
+    def package_names(self) -> list[str]:
+        return [p.name for p in self.packages]
+
+
+class BuildRequest(BaseModel):
+    """Body of ``POST /builds`` (and what Slack and the scheduler turn into one)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    r_version: str
+    packages: list[str] = Field(default_factory=list)
+    architecture: Architecture = Architecture.X86_64
+    layer_name: str | None = None
+    description: str | None = Field(default=None, max_length=LAMBDA_DESCRIPTION_MAX)
+    force: bool = False
+
+    @field_validator("r_version")
+    @classmethod
+    def _r_version(cls, value: str) -> str:
+        parse_r_version(value)
+        return value
+
+    @field_validator("packages")
+    @classmethod
+    def _packages(cls, value: list[str]) -> list[str]:
+        parse_packages(value)
+        return value
+
+    @field_validator("layer_name")
+    @classmethod
+    def _layer_name(cls, value: str | None) -> str | None:
+        if value is not None and not LAYER_NAME_RE.match(value):
+            raise ValueError(
+                "must be 1-140 characters of letters, digits, '-' and '_' (a Lambda layer name)"
+            )
+        return value
+
+    def spec(self) -> BuildSpec:
+        return BuildSpec(
+            r_version=self.r_version,
+            architecture=self.architecture,
+            packages=parse_packages(self.packages),
+        )
+
+
+class NotifyTarget(BaseModel):
+    """Where to report a build's end (Slack response_url and/or channel)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    response_url: str | None = None
+    channel_id: str | None = None
+    team_id: str | None = None
+    user_id: str | None = None
+
+
+class LayerRef(BaseModel):
+    kind: Literal["runtime", "packages"]
+    name: str
+    arn: str
+    version: int
+    sha256: str
+    zipped_bytes: int
+    unzipped_bytes: int
+    reused: bool = False
+
+
+class CanaryResult(BaseModel):
+    r_version: str
+    packages: dict[str, str] = Field(default_factory=dict)
+    init_ms: float | None = None
+    duration_ms: float | None = None
+    max_memory_mb: int | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+
+
+class ErrorInfo(BaseModel):
+    step: str
+    error_type: str
+    message: str
+
+
+class BuildRecord(BaseModel):
+    """A build as stored under ``BUILD#<id>`` and returned by ``GET /builds/{id}``."""
+
+    build_id: str
+    spec_hash: str
+    spec: BuildSpec
+    layer_name: str | None = None
+    description: str | None = None
+    source: Literal["api", "slack", "schedule", "cli"] = "api"
+    status: BuildStatus = BuildStatus.QUEUED
+    created_at: str = Field(default_factory=utcnow)
+    updated_at: str = Field(default_factory=utcnow)
+    steps: dict[str, str] = Field(default_factory=dict)
+    execution_arn: str | None = None
+    build_ref: str | None = None
+    log_url: str | None = None
+    artifact_location: str | None = None
+    layers: list[LayerRef] = Field(default_factory=list)
+    canary: CanaryResult | None = None
+    error: ErrorInfo | None = None
+    notify: NotifyTarget | None = None
+    subscription_id: str | None = None
+
+    @model_validator(mode="after")
+    def _first_step(self) -> BuildRecord:
+        if not self.steps:
+            self.steps[self.status.value] = self.created_at
+        return self
+
+
+class LayerManifest(BaseModel):
+    """``manifest.json`` written beside each layer zip by the build scripts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["runtime", "packages"]
+    layer_name: str
+    zip_name: str
+    r_version: str
+    architecture: Architecture
+    recipe_hash: str
+    packages: dict[str, str] = Field(default_factory=dict)
+    shared_libraries: list[str] = Field(default_factory=list)
+    file_count: int
+    zipped_bytes: int
+    unzipped_bytes: int
+    sha256: str
+    configure_flags: list[str] = Field(default_factory=list)
+    build_seconds: float
+    reused_runtime: bool = False

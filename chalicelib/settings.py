@@ -1,0 +1,64 @@
+"""One validated settings object, read from the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chalicelib.errors import ConfigurationError
+
+
+class Settings(BaseSettings):
+    """Every knob rlayer reads. Names are the environment variables (case-insensitive)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    stage: str = "dev"
+    aws_region: str = Field(default="us-east-1", validation_alias="AWS_DEFAULT_REGION")
+    table_name: str = "rlayer-builds"
+    artifact_bucket: str = "rlayer-artifacts"
+    state_machine_arn: str = ""
+    # Where users reach the API (for status links when the request does not tell).
+    api_base_url: str = ""
+
+    # Build backend: CodeBuild in AWS, local processes on one machine.
+    build_backend: Literal["codebuild", "local"] = "codebuild"
+    codebuild_project_x86_64: str = "rlayer-build-x86_64"
+    codebuild_project_arm64: str = "rlayer-build-arm64"
+    # Where the R source comes from (CRAN URL template by default) and the package repo.
+    r_source: str = ""
+    cran_repo: str = "https://cloud.r-project.org"
+    local_work_dir: str = ""
+
+    # Canary function.
+    canary_role_arn: str = ""
+    canary_function_prefix: str = "rlayer-canary"
+    canary_memory_mb: int = Field(default=1024, ge=128, le=10240)
+    canary_timeout_s: int = Field(default=60, ge=1, le=900)
+
+    # Slack.
+    slack_signing_secret: str = ""
+    slack_bot_token: str = ""
+    slack_secret_parameter: str = ""
+    slack_allowed_teams: str = ""
+    slack_allowed_channels: str = ""
+
+    # R release feed and scheduler.
+    r_releases_url: str = "https://api.r-hub.io/rversions/r-versions"
+    releases_timeout_s: float = Field(default=10.0, gt=0, le=60)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid settings: {exc}") from exc
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and the local stack change the environment)."""
+    get_settings.cache_clear()
