@@ -31,6 +31,10 @@ def utcnow() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# Which entry point asked for a build.
+Source = Literal["api", "slack", "schedule", "cli"]
+
+
 class Architecture(StrEnum):
     X86_64 = "x86_64"
     ARM64 = "arm64"
@@ -161,7 +165,8 @@ class BuildRequest(BaseModel):
 
     r_version: str
     packages: list[str] = Field(default_factory=list)
-    architecture: Architecture = Architecture.X86_64
+    # Lax for the enum only, so Python callers (Slack, scheduler) may pass the plain string.
+    architecture: Architecture = Field(default=Architecture.X86_64, strict=False)
     layer_name: str | None = None
     description: str | None = Field(default=None, max_length=LAMBDA_DESCRIPTION_MAX)
     force: bool = False
@@ -240,7 +245,7 @@ class BuildRecord(BaseModel):
     spec: BuildSpec
     layer_name: str | None = None
     description: str | None = None
-    source: Literal["api", "slack", "schedule", "cli"] = "api"
+    source: Source = "api"
     status: BuildStatus = BuildStatus.QUEUED
     created_at: str = Field(default_factory=utcnow)
     updated_at: str = Field(default_factory=utcnow)

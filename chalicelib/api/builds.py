@@ -1,0 +1,104 @@
+"""Routes: request builds, read them, and the catalog of proven layers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice.app import Blueprint, IAMAuthorizer, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from chalicelib.api import context
+from chalicelib.api.responses import http_errors, json_response
+from chalicelib.models import Architecture, BuildRecord, BuildRequest, BuildStatus, parse_r_version
+from chalicelib.observability import bind_build
+from chalicelib.submit import submit_build
+
+builds = Blueprint(__name__)
+# In AWS every route here needs a SigV4-signed request (IAM); Chalice local lets them pass.
+iam = IAMAuthorizer()
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: BuildStatus | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    next: str | None = None
+
+
+class LayersQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    r_version: str | None = None
+    architecture: Architecture | None = None
+
+    @field_validator("r_version")
+    @classmethod
+    def _r_version(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_r_version(value)
+        return value
+
+
+def build_view(record: BuildRecord, base: str) -> dict[str, Any]:
+    return {
+        "build_id": record.build_id,
+        "status": record.status.value,
+        "status_url": f"{base}/builds/{record.build_id}",
+        "execution_arn": record.execution_arn,
+    }
+
+
+@builds.route("/builds", methods=["POST"], authorizer=iam)
+@http_errors
+def create_build() -> Response:
+    request = builds.current_request
+    body = BuildRequest.model_validate_json(request.raw_body or b"")
+    record, created = submit_build(body, store=context.store(), settings=context.settings())
+    bind_build(record.build_id)
+    view = build_view(record, context.base_url(request))
+    if not created:
+        view["duplicate_of_request"] = True
+    return json_response(view, 202 if created else 200)
+
+
+@builds.route("/builds/{build_id}", methods=["GET"], authorizer=iam)
+@http_errors
+def get_build(build_id: str) -> Response:
+    bind_build(build_id)
+    return json_response(context.store().get_build(build_id))
+
+
+@builds.route("/builds", methods=["GET"], authorizer=iam)
+@http_errors
+def list_builds() -> Response:
+    query = ListQuery.model_validate(builds.current_request.query_params or {})
+    records, token = context.store().list_builds(
+        status=query.status, limit=query.limit, token=query.next
+    )
+    return json_response({"builds": [r.model_dump(mode="json") for r in records], "next": token})
+
+
+@builds.route("/layers", methods=["GET"], authorizer=iam)
+@http_errors
+def list_layers() -> Response:
+    query = LayersQuery.model_validate(builds.current_request.query_params or {})
+    catalog = []
+    for record in context.store().iter_builds(BuildStatus.SUCCEEDED):
+        spec = record.spec
+        if query.r_version and spec.r_version != query.r_version:
+            continue
+        if query.architecture and spec.architecture is not query.architecture:
+            continue
+        catalog.append(
+            {
+                "build_id": record.build_id,
+                "r_version": spec.r_version,
+                "architecture": spec.architecture.value,
+                "packages": record.canary.packages if record.canary else {},
+                "layer_arns": [layer.arn for layer in record.layers],
+                "layers": [layer.model_dump(mode="json") for layer in record.layers],
+                "built_at": record.steps.get(BuildStatus.SUCCEEDED.value, record.updated_at),
+            }
+        )
+    return json_response({"layers": catalog})

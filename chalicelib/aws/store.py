@@ -1,0 +1,351 @@
+"""The DynamoDB table: build records, the spec index, and the other item kinds.
+
+One table, string hash key ``pk``. Items that are listed carry ``kind`` and ``created_key``
+(``<created_at>#<id>``) for the ``by_time`` index; build records also carry ``status`` for
+``by_status``. Status changes are conditional writes, so a record only ever moves forward.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from chalicelib.aws.session import client
+from chalicelib.errors import (
+    ConflictError,
+    NotFoundError,
+    RequestInvalidError,
+    TransitionRejectedError,
+)
+from chalicelib.models import BuildRecord, BuildStatus, utcnow
+
+BY_TIME = "by_time"
+BY_STATUS = "by_status"
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def table_definition(table_name: str) -> dict[str, Any]:
+    """CreateTable arguments; the CloudFormation template mirrors these (tested)."""
+    projection = {"ProjectionType": "ALL"}
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "kind", "AttributeType": "S"},
+            {"AttributeName": "status", "AttributeType": "S"},
+            {"AttributeName": "created_key", "AttributeType": "S"},
+        ],
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": BY_TIME,
+                "KeySchema": [
+                    {"AttributeName": "kind", "KeyType": "HASH"},
+                    {"AttributeName": "created_key", "KeyType": "RANGE"},
+                ],
+                "Projection": projection,
+            },
+            {
+                "IndexName": BY_STATUS,
+                "KeySchema": [
+                    {"AttributeName": "status", "KeyType": "HASH"},
+                    {"AttributeName": "created_key", "KeyType": "RANGE"},
+                ],
+                "Projection": projection,
+            },
+        ],
+    }
+
+
+def to_item(data: Mapping[str, Any]) -> dict[str, Any]:
+    # DynamoDB wants Decimal for numbers and no None values; a JSON round trip gives both.
+    plain = json.loads(json.dumps(data), parse_float=Decimal)
+    return {k: _serializer.serialize(v) for k, v in plain.items() if v is not None}
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    data = {k: _deserializer.deserialize(v) for k, v in item.items()}
+    return json.loads(json.dumps(data, default=_decimal))  # type: ignore[no-any-return]
+
+
+def _decimal(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, set):
+        return sorted(value)
+    raise TypeError(f"not serialisable: {type(value).__name__}")
+
+
+def encode_token(key: Mapping[str, Any] | None) -> str | None:
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(from_item(key)).encode()).decode()
+
+
+def decode_token(token: str | None) -> dict[str, Any] | None:
+    if not token:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        return to_item(data)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise RequestInvalidError("is not a token this API returned", field="next") from exc
+
+
+def build_key(build_id: str) -> str:
+    return f"BUILD#{build_id}"
+
+
+def spec_key(spec_hash: str) -> str:
+    return f"SPEC#{spec_hash}"
+
+
+def _condition_failed(exc: ClientError) -> bool:
+    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
+
+
+class Store:
+    """Typed access to the table. All writes that must not race are conditional."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+        self._ddb = client("dynamodb")
+
+    # -- generic items -----------------------------------------------------------------
+    def get_item(self, pk: str, *, consistent: bool = True) -> dict[str, Any] | None:
+        resp = self._ddb.get_item(
+            TableName=self.table_name, Key={"pk": {"S": pk}}, ConsistentRead=consistent
+        )
+        return from_item(resp["Item"]) if "Item" in resp else None
+
+    def put_new(self, pk: str, data: Mapping[str, Any]) -> bool:
+        """Write an item only if none exists with that key; False when one did."""
+        try:
+            self._ddb.put_item(
+                TableName=self.table_name,
+                Item=to_item({**data, "pk": pk}),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def put(self, pk: str, data: Mapping[str, Any]) -> None:
+        self._ddb.put_item(TableName=self.table_name, Item=to_item({**data, "pk": pk}))
+
+    def delete(self, pk: str) -> None:
+        self._ddb.delete_item(TableName=self.table_name, Key={"pk": {"S": pk}})
+
+    def query_kind(
+        self,
+        kind: str,
+        *,
+        limit: int | None = None,
+        token: str | None = None,
+        newest_first: bool = True,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        return self._query(BY_TIME, "kind", kind, limit=limit, token=token, desc=newest_first)
+
+    def _query(
+        self,
+        index: str,
+        attr: str,
+        value: str,
+        *,
+        limit: int | None,
+        token: str | None,
+        desc: bool,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        args: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": index,
+            "KeyConditionExpression": "#a = :v",
+            "ExpressionAttributeNames": {"#a": attr},
+            "ExpressionAttributeValues": {":v": {"S": value}},
+            "ScanIndexForward": not desc,
+        }
+        if limit:
+            args["Limit"] = limit
+        start = decode_token(token)
+        if start:
+            args["ExclusiveStartKey"] = start
+        resp = self._ddb.query(**args)
+        items = [from_item(i) for i in resp.get("Items", [])]
+        return items, encode_token(resp.get("LastEvaluatedKey"))
+
+    def iter_query(self, index: str, attr: str, value: str) -> Iterator[dict[str, Any]]:
+        token: str | None = None
+        while True:
+            items, token = self._query(index, attr, value, limit=None, token=token, desc=True)
+            yield from items
+            if not token:
+                return
+
+    # -- builds ------------------------------------------------------------------------
+    def create_build(self, record: BuildRecord, *, replaces: str | None, force: bool) -> None:
+        """Write the build and point the spec index at it, atomically.
+
+        The spec item is written only if there is none (``replaces`` None), if it still
+        points at the failed build the caller saw (``replaces``), or when forced. Raises
+        ConflictError when another request won the race; the caller re-reads.
+        """
+        spec_put: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Item": to_item(
+                {
+                    "pk": spec_key(record.spec_hash),
+                    "build_id": record.build_id,
+                    "updated_at": record.created_at,
+                }
+            ),
+        }
+        if not force:
+            if replaces is None:
+                spec_put["ConditionExpression"] = "attribute_not_exists(pk)"
+            else:
+                spec_put["ConditionExpression"] = "build_id = :stale"
+                spec_put["ExpressionAttributeValues"] = {":stale": {"S": replaces}}
+        build_put = {
+            "TableName": self.table_name,
+            "Item": to_item(self._build_item(record)),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+        try:
+            self._ddb.transact_write_items(TransactItems=[{"Put": build_put}, {"Put": spec_put}])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                raise ConflictError("another build of this spec was just requested") from exc
+            raise
+
+    @staticmethod
+    def _build_item(record: BuildRecord) -> dict[str, Any]:
+        data = record.model_dump(mode="json")
+        data.update(
+            pk=build_key(record.build_id),
+            kind="BUILD",
+            created_key=f"{record.created_at}#{record.build_id}",
+        )
+        return data
+
+    def spec_build_id(self, spec_hash: str) -> str | None:
+        item = self.get_item(spec_key(spec_hash))
+        return str(item["build_id"]) if item else None
+
+    def get_build(self, build_id: str) -> BuildRecord:
+        item = self.get_item(build_key(build_id))
+        if item is None:
+            raise NotFoundError(f"no build with id {build_id!r}", field="build_id")
+        return BuildRecord.model_validate(_strip_keys(item))
+
+    def list_builds(
+        self, *, status: BuildStatus | None, limit: int, token: str | None
+    ) -> tuple[list[BuildRecord], str | None]:
+        if status is None:
+            items, nxt = self._query(BY_TIME, "kind", "BUILD", limit=limit, token=token, desc=True)
+        else:
+            items, nxt = self._query(
+                BY_STATUS, "status", status.value, limit=limit, token=token, desc=True
+            )
+        return [BuildRecord.model_validate(_strip_keys(i)) for i in items], nxt
+
+    def iter_builds(self, status: BuildStatus) -> Iterator[BuildRecord]:
+        for item in self.iter_query(BY_STATUS, "status", status.value):
+            yield BuildRecord.model_validate(_strip_keys(item))
+
+    def transition(
+        self, build_id: str, to: BuildStatus, fields: Mapping[str, Any] | None = None
+    ) -> BuildRecord:
+        """Move a build forward to ``to`` (with extra fields), or raise.
+
+        Conditional on the current status being strictly before ``to``: a late, repeated
+        or backwards update raises TransitionRejectedError and changes nothing.
+        """
+        now = utcnow()
+        names = {"#status": "status", "#to": to.value}
+        values: dict[str, Any] = {":to": to.value, ":now": now}
+        sets = ["#status = :to", "updated_at = :now", "steps.#to = :now"]
+        allowed = []
+        for i, status in enumerate(to.predecessors()):
+            values[f":p{i}"] = status.value
+            allowed.append(f":p{i}")
+        for i, (key, value) in enumerate((fields or {}).items()):
+            names[f"#f{i}"] = key
+            values[f":f{i}"] = value
+            sets.append(f"#f{i} = :f{i}")
+        return self._update(
+            build_id,
+            update="SET " + ", ".join(sets),
+            condition=f"attribute_exists(pk) AND #status IN ({', '.join(allowed)})",
+            names=names,
+            values=values,
+            rejected=f"cannot move to {to.value}",
+        )
+
+    def update_build(
+        self, build_id: str, fields: Mapping[str, Any], *, expect: BuildStatus
+    ) -> BuildRecord:
+        """Set fields on a build that is (still) in status ``expect``."""
+        names = {"#status": "status"}
+        values: dict[str, Any] = {":expect": expect.value, ":now": utcnow()}
+        sets = ["updated_at = :now"]
+        for i, (key, value) in enumerate(fields.items()):
+            names[f"#f{i}"] = key
+            values[f":f{i}"] = value
+            sets.append(f"#f{i} = :f{i}")
+        return self._update(
+            build_id,
+            update="SET " + ", ".join(sets),
+            condition="attribute_exists(pk) AND #status = :expect",
+            names=names,
+            values=values,
+            rejected=f"expected it to be {expect.value}",
+        )
+
+    def _update(
+        self,
+        build_id: str,
+        *,
+        update: str,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+        rejected: str,
+    ) -> BuildRecord:
+        try:
+            resp = self._ddb.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": build_key(build_id)}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_item(values),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+            current = self.get_build(build_id)  # raises NotFoundError when absent
+            raise TransitionRejectedError(
+                f"build {build_id} is {current.status.value}; {rejected}", field="status"
+            ) from exc
+        return BuildRecord.model_validate(_strip_keys(from_item(resp["Attributes"])))
+
+
+def _strip_keys(item: dict[str, Any]) -> dict[str, Any]:
+    for key in ("pk", "kind", "created_key"):
+        item.pop(key, None)
+    return item

@@ -1,0 +1,103 @@
+"""Turning a validated build request into a record and an execution.
+
+The one path every entry point takes (HTTP, Slack, the release scheduler), so that they
+share de-duplication: the same spec while a build of it is queued, running or succeeded
+answers with that build instead of starting another.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from chalicelib.aws import stepfunctions
+from chalicelib.aws.store import Store
+from chalicelib.errors import ConflictError, NotFoundError, RLayerError
+from chalicelib.models import (
+    BuildRecord,
+    BuildRequest,
+    BuildStatus,
+    ErrorInfo,
+    NotifyTarget,
+    Source,
+)
+from chalicelib.observability import bind_build, logger, metrics
+from chalicelib.settings import Settings
+
+# Racing requests re-read after losing the conditional write; a few rounds always settle.
+_ATTEMPTS = 5
+
+
+def new_build_id() -> str:
+    # Sortable by time, unique, and a valid Step Functions execution name.
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
+
+
+def submit_build(
+    request: BuildRequest,
+    *,
+    store: Store,
+    settings: Settings,
+    source: Source = "api",
+    notify: NotifyTarget | None = None,
+    subscription_id: str | None = None,
+) -> tuple[BuildRecord, bool]:
+    """Return (build, created). ``created`` is False when an existing build answered."""
+    spec = request.spec()
+    for _ in range(_ATTEMPTS):
+        stale: str | None = None
+        if not request.force:
+            existing_id = store.spec_build_id(spec.spec_hash)
+            if existing_id is not None:
+                try:
+                    existing = store.get_build(existing_id)
+                except NotFoundError:
+                    existing = None
+                if existing is not None and existing.status is not BuildStatus.FAILED:
+                    logger.info("duplicate spec", extra={"existing_build_id": existing_id})
+                    return existing, False
+                stale = existing_id
+        build_id = new_build_id()
+        record = BuildRecord(
+            build_id=build_id,
+            # Known before the start, so the record written first already links to it.
+            execution_arn=stepfunctions.execution_arn(settings.state_machine_arn, build_id),
+            spec_hash=spec.spec_hash,
+            spec=spec,
+            layer_name=request.layer_name,
+            description=request.description,
+            source=source,
+            notify=notify,
+            subscription_id=subscription_id,
+        )
+        try:
+            store.create_build(record, replaces=stale, force=request.force)
+        except ConflictError:
+            continue
+        return _start(record, store=store, settings=settings), True
+    raise ConflictError("this spec is being requested concurrently; try again")
+
+
+def _start(record: BuildRecord, *, store: Store, settings: Settings) -> BuildRecord:
+    bind_build(record.build_id)
+    try:
+        stepfunctions.start_execution(
+            settings.state_machine_arn, record.build_id, {"build_id": record.build_id}
+        )
+    except RLayerError as exc:
+        # The record exists; it must not stay QUEUED forever with no execution behind it.
+        store.transition(
+            record.build_id,
+            BuildStatus.FAILED,
+            {
+                "error": ErrorInfo(
+                    step="StartExecution", error_type=type(exc).__name__, message=exc.message
+                ).model_dump()
+            },
+        )
+        raise
+    metrics.add_metric(name="BuildsRequested", unit=MetricUnit.Count, value=1)
+    logger.info("build queued", extra={"spec_hash": record.spec_hash})
+    return record

@@ -1,0 +1,52 @@
+"""Chalice test client against moto: the table, a bucket and a state machine."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from chalice.test import Client
+from moto import mock_aws
+
+from chalicelib.aws.store import Store, table_definition
+
+TABLE = "rlayer-test-builds"
+BUCKET = "rlayer-test-artifacts"
+# A state machine that waits, so executions stay RUNNING while the API is exercised.
+IDLE_ASL = {"StartAt": "Idle", "States": {"Idle": {"Type": "Pass", "End": True}}}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(**table_definition(TABLE))
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        iam = boto3.client("iam", region_name="us-east-1")
+        role = iam.create_role(
+            RoleName="sfn",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        sm = boto3.client("stepfunctions", region_name="us-east-1").create_state_machine(
+            name="rlayer-test", definition=json.dumps(IDLE_ASL), roleArn=role
+        )["stateMachineArn"]
+        monkeypatch.setenv("TABLE_NAME", TABLE)
+        monkeypatch.setenv("ARTIFACT_BUCKET", BUCKET)
+        monkeypatch.setenv("STATE_MACHINE_ARN", sm)
+        yield {"state_machine_arn": sm, "table": TABLE, "bucket": BUCKET}
+
+
+@pytest.fixture
+def store(aws: dict[str, Any]) -> Store:
+    return Store(TABLE)
+
+
+@pytest.fixture
+def client(aws: dict[str, Any]) -> Iterator[Client]:
+    from app import app
+
+    with Client(app) as c:
+        yield c
