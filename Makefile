@@ -7,11 +7,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help deps venv test lint fmt local-sources
+.PHONY: help deps venv test lint fmt local-sources demo serve
 
 help:
 	@echo "make demo   - build an R layer end to end on this machine (local stack)"
 	@echo "make test   - lint, type-check and run every test"
+	@echo "make serve  - run the local stack (API on http://127.0.0.1:8000) until Ctrl-C"
+	@echo "make package STAGE=dev - the CloudFormation template and artifacts in out/dev (no AWS)"
+	@echo "make deploy STAGE=dev  - package, then deploy the stack to your AWS account"
 	@echo "make lint | fmt | local-sources"
 
 deps:
@@ -32,7 +35,7 @@ local-sources: deps
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy chalicelib app.py
+	$(BIN)/mypy chalicelib app.py deploy
 
 fmt: venv
 	$(BIN)/ruff format .
@@ -40,3 +43,21 @@ fmt: venv
 
 test: deps venv local-sources lint
 	$(BIN)/pytest
+
+# The whole pipeline once: local stack up, one layer built and proven, record shown, stack down.
+demo: deps venv local-sources
+	@$(BIN)/python -m chalicelib.local.demo
+
+serve: deps venv local-sources
+	@$(BIN)/rlayer serve
+
+# AWS: `chalice package` + deploy/resources.yml -> out/$(STAGE)/ (offline, no credentials;
+# the region only names things), then CloudFormation (README, "Deploy to AWS").
+STAGE ?= dev
+.PHONY: package deploy
+
+package: venv
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(BIN)/python -m deploy.package --stage $(STAGE) --out out/$(STAGE)
+
+deploy: package
+	STAGE=$(STAGE) OUT=out/$(STAGE) sh deploy/deploy.sh

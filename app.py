@@ -4,13 +4,81 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Chalice
+from chalice.app import Chalice, Rate
 
+from chalicelib.api import context
 from chalicelib.api.builds import builds
+from chalicelib.api.releases import releases
+from chalicelib.api.slack import slack
+from chalicelib.api.subscriptions import subscriptions
 from chalicelib.observability import logger, metrics
+from chalicelib.pipeline import HANDLERS as TASKS
+from chalicelib.releases import run_release_check, schedule_rate_hours
 
 app = Chalice(app_name="rlayer")
 app.register_blueprint(builds)
+app.register_blueprint(slack)
+app.register_blueprint(subscriptions)
+app.register_blueprint(releases)
+
+
+@app.schedule(Rate(schedule_rate_hours(), unit=Rate.HOURS), name="check_releases")
+def check_releases(event: Any) -> dict[str, Any]:
+    # A bad feed is logged and returned, never raised: the next run simply tries again.
+    return run_release_check(context.store(), context.settings()).model_dump(mode="json")
+
+
+# ---- the state machine's task functions (chalicelib.pipeline; names are the ASL contract)
+
+
+@app.lambda_function(name="start_build")
+def start_build(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return TASKS["start_build"](event)
+
+
+@app.lambda_function(name="check_build")
+def check_build(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return TASKS["check_build"](event)
+
+
+@app.lambda_function(name="stop_build")
+def stop_build(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return TASKS["stop_build"](event)
+
+
+@app.lambda_function(name="validate_artifact")
+def validate_artifact(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return TASKS["validate_artifact"](event)
+
+
+@app.lambda_function(name="publish_layers")
+def publish_layers(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return TASKS["publish_layers"](event)
+
+
+@app.lambda_function(name="run_canary")
+def run_canary(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return TASKS["run_canary"](event)
+
+
+@app.lambda_function(name="retire_layers")
+def retire_layers(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return TASKS["retire_layers"](event)
+
+
+@app.lambda_function(name="record_success")
+def record_success(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return TASKS["record_success"](event)
+
+
+@app.lambda_function(name="record_failure")
+def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return TASKS["record_failure"](event)
+
+
+@app.lambda_function(name="notify")
+def notify(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return TASKS["notify"](event)
 
 
 @app.middleware("all")

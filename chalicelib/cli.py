@@ -12,7 +12,15 @@ import sys
 from collections.abc import Sequence
 
 # Order is the order shown in --help.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "serve",
+    "build",
+    "status",
+    "list_builds",
+    "layers",
+    "build_layer",
+    "invoke",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

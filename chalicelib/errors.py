@@ -7,6 +7,7 @@ because Lambda reports an unhandled exception's class name as its ``errorType``.
 
     RLayerError
     ├── RequestInvalidError      400  bad input, names the field
+    │   └── PayloadTooLargeError 413  an invoke payload over Lambda's 6 MB limit
     ├── SignatureInvalidError    401  Slack request not signed by us / stale
     ├── ForbiddenError           403  team or channel not allowed
     ├── NotFoundError            404
@@ -14,7 +15,9 @@ because Lambda reports an unhandled exception's class name as its ``errorType``.
     │   └── TransitionRejectedError   status would move backwards or repeat
     ├── ConfigurationError       500  settings missing or inconsistent
     ├── UpstreamError            502  an AWS service / feed / build backend failed
-    │   └── FeedError                 the R release feed is down or returned garbage
+    │   ├── FeedError                 the R release feed is down or returned garbage
+    │   ├── SlackPostError            a message could not be posted to Slack (logged only)
+    │   └── TransientError            throttled / transient AWS fault: the ASL retries the task
     └── PipelineError            task errors, named in state_machine.asl.json
         ├── BuildStartError
         ├── BuildFailedError
@@ -48,6 +51,12 @@ class RequestInvalidError(RLayerError):
     http_status = 400
 
 
+class PayloadTooLargeError(RequestInvalidError):
+    """An invoke payload over Lambda's synchronous limit (the local Runtime API emulator)."""
+
+    http_status = 413
+
+
 class SignatureInvalidError(RLayerError):
     http_status = 401
 
@@ -78,6 +87,14 @@ class UpstreamError(RLayerError):
 
 class FeedError(UpstreamError):
     """The R release feed could not be read or did not parse."""
+
+
+class SlackPostError(UpstreamError):
+    """Slack refused or could not be reached; a build never fails because of it."""
+
+
+class TransientError(UpstreamError):
+    """Throttling or a transient AWS fault inside a task; the ASL's Retry names this class."""
 
 
 class PipelineError(RLayerError):

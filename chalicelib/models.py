@@ -220,6 +220,10 @@ class LayerRef(BaseModel):
     zipped_bytes: int
     unzipped_bytes: int
     reused: bool = False
+    # The runtime recipe it was built from (runtime layers; decides reuse).
+    recipe_hash: str | None = None
+    # Deleted again because the build failed after publishing it (never a reused layer).
+    retired: bool = False
 
 
 class CanaryResult(BaseModel):

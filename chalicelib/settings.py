@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     canary_function_prefix: str = "rlayer-canary"
     canary_memory_mb: int = Field(default=1024, ge=128, le=10240)
     canary_timeout_s: int = Field(default=60, ge=1, le=900)
+    # Directory holding canary.R; empty: runtime/canary/ of the source tree (or of the
+    # deployment package, where the packaging step copies it).
+    canary_code_dir: str = ""
 
     # Slack.
     slack_signing_secret: str = ""
@@ -45,10 +48,17 @@ class Settings(BaseSettings):
     slack_secret_parameter: str = ""
     slack_allowed_teams: str = ""
     slack_allowed_channels: str = ""
+    # Slack's Web API (chat.postMessage); a setting so tests and GovSlack can point elsewhere.
+    slack_api_url: str = "https://slack.com/api/"
 
     # R release feed and scheduler.
     r_releases_url: str = "https://api.r-hub.io/rversions/r-versions"
     releases_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    # How often the release check runs; EventBridge fixes the rate when the app is deployed.
+    releases_schedule_hours: int = Field(default=6, ge=1, le=168)
+    # The first check on an empty table: "current" marks every release in the feed as seen
+    # (nothing rebuilt), "none" rebuilds every R >= 4.0.0, "X.Y.Z" marks releases up to it.
+    releases_baseline: str = Field(default="current", pattern=r"^(current|none|\d+\.\d+\.\d+)$")
 
 
 @lru_cache(maxsize=1)

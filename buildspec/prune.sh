@@ -1,0 +1,26 @@
+#!/bin/sh
+# prune.sh DIR...: strips ELF files and removes what a Lambda function never reads:
+# documentation, help pages, HTML, tests, translations, man pages, pkg-config files.
+# Runs with the build's /opt at /opt (in_opt).
+set -eu
+for dir in "$@"; do
+  [ -d "$dir" ] || continue
+  find "$dir" -type f \( -name '*.so' -o -name '*.so.*' -o -perm -u+x \) | while IFS= read -r f; do
+    [ "$(od -An -tx1 -N4 "$f" 2>/dev/null | tr -d ' \n')" = 7f454c46 ] || continue
+    strip --strip-unneeded "$f" 2>/dev/null || echo "prune: could not strip $f (kept as is)" >&2
+  done
+  # Package-level docs in every library tree (R's own library and site libraries).
+  find "$dir" -type d -name library | while IFS= read -r lib; do
+    for pkg in "$lib"/*/; do
+      [ -f "$pkg/DESCRIPTION" ] || continue
+      rm -rf "$pkg/help" "$pkg/html" "$pkg/doc" "$pkg/tests" "$pkg/po" "$pkg/demo" \
+        "$pkg/NEWS" "$pkg/NEWS.md" "$pkg/NEWS.Rd" "$pkg/CITATION"
+    done
+    rm -rf "$lib/translations"
+  done
+  # R itself: manuals, NEWS, man pages, pkg-config, LaTeX styles, tcltk (this R has no Tcl).
+  if [ "$dir" = /opt/R ]; then
+    rm -rf /opt/R/share/man /opt/R/lib/R/doc /opt/R/lib/pkgconfig /opt/R/lib/R/share/texmf \
+      /opt/R/lib/R/library/tcltk
+  fi
+done

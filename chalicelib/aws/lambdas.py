@@ -1,0 +1,212 @@
+"""Lambda: layer versions (publish, find, delete) and the canary function."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from chalicelib.aws.faults import error_code
+from chalicelib.aws.session import client
+from chalicelib.settings import get_settings
+
+# Custom runtimes a layer of ours runs on (provided.al2 until its end of support).
+COMPATIBLE_RUNTIMES = ("provided.al2023", "provided.al2")
+
+
+@dataclass(frozen=True)
+class PublishedLayer:
+    arn: str
+    version: int
+    code_sha256_b64: str
+    code_size: int
+
+
+@dataclass(frozen=True)
+class Invocation:
+    payload: bytes
+    function_error: str | None
+    log_tail: str
+    executed_version: str | None
+
+
+def publish_layer_version(
+    *,
+    name: str,
+    bucket: str,
+    key: str,
+    description: str,
+    architecture: str,
+    license_info: str,
+) -> PublishedLayer:
+    # Always from S3: a direct upload is capped at 50 MB, below many R layers.
+    resp = client("lambda").publish_layer_version(
+        LayerName=name,
+        Description=description,
+        Content={"S3Bucket": bucket, "S3Key": key},
+        CompatibleRuntimes=list(COMPATIBLE_RUNTIMES),
+        CompatibleArchitectures=[architecture],
+        LicenseInfo=license_info,
+    )
+    return PublishedLayer(
+        arn=resp["LayerVersionArn"],
+        version=int(resp["Version"]),
+        code_sha256_b64=resp["Content"].get("CodeSha256", ""),
+        code_size=int(resp["Content"].get("CodeSize", 0)),
+    )
+
+
+def list_layer_versions(name: str) -> list[dict[str, Any]]:
+    """Every version of a layer (newest first); empty when the layer does not exist."""
+    versions: list[dict[str, Any]] = []
+    try:
+        for page in client("lambda").get_paginator("list_layer_versions").paginate(LayerName=name):
+            versions.extend(page.get("LayerVersions", []))
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return []
+        raise
+    return versions
+
+
+def get_layer_version(arn: str) -> dict[str, Any] | None:
+    """A layer version by its ARN (with ``Content.CodeSha256``), or None when it is gone."""
+    # GetLayerVersion by name and number: the same answer as GetLayerVersionByArn, and the
+    # one the offline stack implements too.
+    layer_arn, _, number = arn.rpartition(":")
+    try:
+        resp: dict[str, Any] = client("lambda").get_layer_version(
+            LayerName=layer_arn, VersionNumber=int(number)
+        )
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+    return resp
+
+
+def delete_layer_version(name: str, version: int) -> None:
+    # Deleting a version that is already gone succeeds in Lambda: safe to repeat.
+    client("lambda").delete_layer_version(LayerName=name, VersionNumber=version)
+
+
+def function_configuration(name: str, qualifier: str | None = None) -> dict[str, Any] | None:
+    args = {"FunctionName": name}
+    if qualifier:
+        args["Qualifier"] = qualifier
+    try:
+        resp: dict[str, Any] = client("lambda").get_function_configuration(**args)
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+    return resp
+
+
+def create_function(
+    *,
+    name: str,
+    role: str,
+    runtime: str,
+    handler: str,
+    code: bytes,
+    architecture: str,
+    layers: Sequence[str],
+    memory_mb: int,
+    timeout_s: int,
+    description: str,
+) -> None:
+    client("lambda").create_function(
+        FunctionName=name,
+        Role=role,
+        Runtime=runtime,
+        Handler=handler,
+        Code={"ZipFile": code},
+        Architectures=[architecture],
+        Layers=list(layers),
+        MemorySize=memory_mb,
+        Timeout=timeout_s,
+        Description=description,
+        Publish=False,
+    )
+
+
+def update_function_code(name: str, code: bytes, architecture: str) -> None:
+    client("lambda").update_function_code(
+        FunctionName=name, ZipFile=code, Architectures=[architecture]
+    )
+
+
+def update_function_configuration(
+    *,
+    name: str,
+    role: str,
+    runtime: str,
+    handler: str,
+    layers: Sequence[str],
+    memory_mb: int,
+    timeout_s: int,
+    description: str,
+) -> None:
+    client("lambda").update_function_configuration(
+        FunctionName=name,
+        Role=role,
+        Runtime=runtime,
+        Handler=handler,
+        Layers=list(layers),
+        MemorySize=memory_mb,
+        Timeout=timeout_s,
+        Description=description,
+    )
+
+
+def wait_active(name: str, *, delay_s: int = 1, max_attempts: int = 120) -> None:
+    client("lambda").get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": delay_s, "MaxAttempts": max_attempts}
+    )
+
+
+def wait_updated(name: str, *, delay_s: int = 1, max_attempts: int = 120) -> None:
+    client("lambda").get_waiter("function_updated_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": delay_s, "MaxAttempts": max_attempts}
+    )
+
+
+def publish_version(name: str, description: str) -> str:
+    resp = client("lambda").publish_version(FunctionName=name, Description=description)
+    return str(resp["Version"])
+
+
+def delete_function_version(name: str, version: str) -> None:
+    try:
+        client("lambda").delete_function(FunctionName=name, Qualifier=version)
+    except ClientError as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
+
+
+def invoke(name: str, payload: bytes, *, qualifier: str | None, timeout_s: float) -> Invocation:
+    """Invoke synchronously with the log tail (the REPORT line carries the timings)."""
+    # A client of its own: the shared one's read timeout (60 s) may be shorter than the
+    # function's, and botocore must not retry an invocation that is merely slow.
+    lam = boto3.client(
+        "lambda",
+        region_name=get_settings().aws_region,
+        config=Config(read_timeout=timeout_s + 30, retries={"mode": "standard", "max_attempts": 1}),
+    )
+    args: dict[str, Any] = {"FunctionName": name, "Payload": payload, "LogType": "Tail"}
+    if qualifier:
+        args["Qualifier"] = qualifier
+    resp = lam.invoke(**args)
+    log = resp.get("LogResult")
+    return Invocation(
+        payload=resp["Payload"].read(),
+        function_error=resp.get("FunctionError"),
+        log_tail=base64.b64decode(log).decode("utf-8", "replace") if log else "",
+        executed_version=resp.get("ExecutedVersion"),
+    )

@@ -1,0 +1,64 @@
+"""The proven runtime layers: ``RUNTIME#<version>#<arch>`` items, for reuse.
+
+A runtime layer (R itself, the loop, jsonlite) takes minutes to build and is identical
+for every package set, so a build whose runtime artifact matches the proven one (same
+recipe and the same bytes) reuses that layer version instead of publishing another.
+Written by RecordSuccess only, i.e. after a canary passed on the layer.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from chalicelib.aws.store import Store
+from chalicelib.models import Architecture, LayerRef, utcnow
+
+
+class ProvenRuntime(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    r_version: str
+    architecture: Architecture
+    layer_name: str
+    arn: str
+    version: int
+    sha256: str
+    recipe_hash: str
+    zipped_bytes: int
+    unzipped_bytes: int
+    build_id: str
+    proven_at: str
+
+
+def runtime_key(r_version: str, architecture: Architecture) -> str:
+    return f"RUNTIME#{r_version}#{architecture.value}"
+
+
+def get_proven(store: Store, r_version: str, architecture: Architecture) -> ProvenRuntime | None:
+    item = store.get_item(runtime_key(r_version, architecture))
+    return ProvenRuntime.model_validate(item) if item else None
+
+
+def put_proven(
+    store: Store, *, r_version: str, architecture: Architecture, layer: LayerRef, build_id: str
+) -> ProvenRuntime:
+    if layer.recipe_hash is None:
+        raise ValueError("a runtime layer needs its recipe hash to be reused")
+    proven = ProvenRuntime(
+        r_version=r_version,
+        architecture=architecture,
+        layer_name=layer.name,
+        arn=layer.arn,
+        version=layer.version,
+        sha256=layer.sha256,
+        recipe_hash=layer.recipe_hash,
+        zipped_bytes=layer.zipped_bytes,
+        unzipped_bytes=layer.unzipped_bytes,
+        build_id=build_id,
+        proven_at=utcnow(),
+    )
+    data = proven.model_dump(mode="json")
+    # kind/created_key put the item in the by_time index (a catalog of runtimes).
+    data.update(kind="RUNTIME", created_key=f"{proven.proven_at}#{r_version}#{architecture.value}")
+    store.put(runtime_key(r_version, architecture), data)
+    return proven

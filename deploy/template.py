@@ -1,0 +1,508 @@
+"""The merge template: deploy/resources.yml completed from the ASL and the Chalice app.
+
+``chalice package --merge-template`` deep-merges it into Chalice's SAM template. What is
+derived here rather than written by hand in resources.yml, so that it cannot drift:
+
+- the state machine's ``Definition`` (``state_machine.asl.json`` verbatim) and the
+  ``DefinitionSubstitutions`` of its function placeholders: ``${<Id>FunctionArn}`` maps to
+  ``!GetAtt <Id>.Arn``, where ``<Id>`` is the logical id Chalice gives the
+  ``@app.lambda_function`` (its name in CamelCase, ``start_build`` -> ``StartBuild``);
+- the state machine role's task permissions, read off the ASL's Task states;
+- active tracing on every Chalice function (Chalice writes ``PassThrough`` per function,
+  which a SAM ``Globals`` value cannot override), and the sizes of the functions that
+  need more than Chalice's defaults (FUNCTION_SIZING);
+- deletion policies per stage.
+
+:func:`verify` checks a packaged template (``sam.json``) against the same rules.
+"""
+
+from __future__ import annotations
+
+import copy
+import graphlib
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chalicelib.errors import ConfigurationError
+
+REPO = Path(__file__).resolve().parent.parent
+RESOURCES_FILE = REPO / "deploy" / "resources.yml"
+ASL_FILE = REPO / "state_machine.asl.json"
+
+STATE_MACHINE = "PipelineStateMachine"
+STATE_MACHINE_ROLE = "StateMachineRole"
+TASK_POLICY = "TaskIntegrations"
+TABLE = "BuildsTable"
+# Kept when the stack is deleted or a replacement is forced, in these stages.
+RETAIN_STAGES = frozenset({"prod"})
+STATEFUL = ("BuildsTable", "ArtifactBucket", "SlackSecret")
+FUNCTION_SUFFIX = "FunctionArn"
+SAM_FUNCTION = "AWS::Serverless::Function"
+
+# Functions that need more than Chalice's defaults (60 s, 128 MB); .chalice/config.json sets
+# no per-function sizes, and these follow from what the functions do, not from the stage.
+FUNCTION_SIZING: dict[str, dict[str, Any]] = {
+    # Slack wants an answer within 3 s: more memory is more CPU for a cold start.
+    "APIHandler": {"MemorySize": 512},
+    # Streams both layer zips through /tmp and hashes them: CPU, disk and time.
+    "ValidateArtifact": {"MemorySize": 1024, "Timeout": 300, "EphemeralStorage": {"Size": 1024}},
+    # Lambda copies a layer from S3 while the call waits.
+    "PublishLayers": {"MemorySize": 256, "Timeout": 300},
+    # Creates or updates the canary (waiters up to 2 min each), then invokes it
+    # (CANARY_TIMEOUT_S, 60 s by default, plus R's cold start).
+    "RunCanary": {"MemorySize": 256, "Timeout": 600},
+}
+
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+DYNAMODB_TASK = "arn:aws:states:::dynamodb:"
+
+PLACEHOLDER_RE = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+# -- YAML with CloudFormation's short tags -------------------------------------------------
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that reads ``!Ref``/``!GetAtt``/``!Sub``... as their long forms.
+
+    A subclass, so the tags do not leak into every other SafeLoader of the process.
+    """
+
+
+def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    elif isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
+    else:  # pragma: no cover - yaml has no other node kinds
+        raise ConfigurationError(f"unexpected YAML node {node!r}")
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+def load_cfn_yaml(text: str) -> dict[str, Any]:
+    data = yaml.load(text, Loader=_CfnLoader)  # a SafeLoader subclass: safe
+    if not isinstance(data, dict):
+        raise ConfigurationError("a CloudFormation template must be a mapping")
+    return data
+
+
+def load_resources() -> dict[str, Any]:
+    return load_cfn_yaml(RESOURCES_FILE.read_text())
+
+
+def load_definition(path: Path | None = None) -> dict[str, Any]:
+    path = path or ASL_FILE
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path.name} must hold a JSON object")
+    return data
+
+
+# -- reading the ASL -----------------------------------------------------------------------
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def placeholders(definition: Mapping[str, Any]) -> set[str]:
+    """Every ``${Name}`` in the definition (keys and values)."""
+    return {m for s in _strings(definition) for m in PLACEHOLDER_RE.findall(s)}
+
+
+def task_states(definition: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(name, state) of every Task, including those inside Parallel branches and Maps."""
+    for name, state in definition.get("States", {}).items():
+        if state.get("Type") == "Task":
+            yield name, state
+        for branch in state.get("Branches", []):
+            yield from task_states(branch)
+        for key in ("ItemProcessor", "Iterator"):
+            if key in state:
+                yield from task_states(state[key])
+
+
+def _function_placeholder(value: Any, where: str) -> str:
+    match = PLACEHOLDER_RE.fullmatch(value) if isinstance(value, str) else None
+    if not match or not match.group(1).endswith(FUNCTION_SUFFIX):
+        raise ConfigurationError(
+            f"{where}: the function must be a ${{<Name>{FUNCTION_SUFFIX}}} placeholder, "
+            f"got {value!r}"
+        )
+    return match.group(1)
+
+
+def task_integrations(definition: Mapping[str, Any]) -> tuple[set[str], set[str]]:
+    """(function placeholders invoked, DynamoDB actions used directly) by the Task states.
+
+    Any other integration is refused: it would need permissions nobody has reviewed.
+    """
+    functions: set[str] = set()
+    dynamodb: set[str] = set()
+    for name, state in task_states(definition):
+        resource = state.get("Resource", "")
+        if resource.startswith(LAMBDA_INVOKE):
+            params = state.get("Parameters") or state.get("Arguments") or {}
+            target = params.get("FunctionName", params.get("FunctionName.$"))
+            functions.add(_function_placeholder(target, f"state {name}"))
+        elif resource.startswith(DYNAMODB_TASK):
+            operation = resource.removeprefix(DYNAMODB_TASK).split(".")[0]
+            dynamodb.add("dynamodb:" + operation[:1].upper() + operation[1:])
+        elif PLACEHOLDER_RE.fullmatch(resource):
+            functions.add(_function_placeholder(resource, f"state {name}"))
+        else:
+            raise ConfigurationError(
+                f"state {name}: integration {resource!r} has no permissions in the "
+                "deployment; add them to deploy/template.py and the README"
+            )
+    return functions, dynamodb
+
+
+# -- the Chalice side ----------------------------------------------------------------------
+def chalice_functions(app: Any) -> tuple[dict[str, str], list[str]]:
+    """The app's functions as `chalice package` names them in the SAM template.
+
+    Returns ({logical id: name} of the ``@app.lambda_function``s, logical ids of every
+    function: the API handler, the lambda functions and the event handlers).
+    """
+    from chalice.utils import to_cfn_resource_name  # the naming `chalice package` uses
+
+    tasks = {to_cfn_resource_name(f.name): f.name for f in app.pure_lambda_functions}
+    handlers = [to_cfn_resource_name(e.name) for e in app.event_sources]
+    api = ["APIHandler"] if app.routes else []
+    return tasks, [*api, *sorted(tasks), *sorted(handlers)]
+
+
+def logical_id(placeholder: str) -> str:
+    return placeholder.removesuffix(FUNCTION_SUFFIX)
+
+
+# -- assembling ----------------------------------------------------------------------------
+def merge_template(
+    stage: str,
+    definition: Mapping[str, Any],
+    functions: Mapping[str, str],
+    traced: Iterable[str] = (),
+    *,
+    resources: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The template to pass to ``chalice package --merge-template``.
+
+    ``functions`` maps each Chalice lambda function's logical id to its name, ``traced``
+    lists every function's logical id (see :func:`chalice_functions`). Raises
+    ConfigurationError when the ASL uses a placeholder nothing fills or a function the app
+    does not define.
+    """
+    tpl = copy.deepcopy(dict(resources if resources is not None else load_resources()))
+    res = tpl["Resources"]
+    props = res[STATE_MACHINE]["Properties"]
+    props["Definition"] = copy.deepcopy(dict(definition))
+
+    used = placeholders(definition)
+    invoked, dynamodb_actions = task_integrations(definition)
+    static = props.get("DefinitionSubstitutions", {})
+    subs: dict[str, Any] = {}
+    problems: list[str] = []
+    for name in sorted(used):
+        if name.endswith(FUNCTION_SUFFIX):
+            target = logical_id(name)
+            if target not in functions:
+                problems.append(
+                    f"${{{name}}}: the app has no @app.lambda_function whose logical id is "
+                    f"{target!r} (has: {', '.join(sorted(functions)) or 'none'})"
+                )
+            subs[name] = {"Fn::GetAtt": [target, "Arn"]}
+        elif name in static:
+            subs[name] = static[name]
+        else:
+            problems.append(f"${{{name}}}: no substitution in deploy/resources.yml")
+    if problems:
+        raise ConfigurationError("state_machine.asl.json: " + "; ".join(problems))
+    props["DefinitionSubstitutions"] = subs
+
+    statements: list[dict[str, Any]] = []
+    if invoked:
+        arns: list[Any] = []
+        for name in sorted(invoked):
+            arn = {"Fn::GetAtt": [logical_id(name), "Arn"]}
+            # Versions and aliases of the same function (lambda:invoke may qualify it).
+            arns += [arn, {"Fn::Sub": f"${{{logical_id(name)}.Arn}}:*"}]
+        statements.append(
+            {
+                "Sid": "InvokeTaskFunctions",
+                "Effect": "Allow",
+                "Action": ["lambda:InvokeFunction"],
+                "Resource": arns,
+            }
+        )
+    if dynamodb_actions:
+        statements.append(
+            {
+                "Sid": "DirectTableUpdates",
+                "Effect": "Allow",
+                "Action": sorted(dynamodb_actions),
+                "Resource": {"Fn::GetAtt": [TABLE, "Arn"]},
+            }
+        )
+    policies = res[STATE_MACHINE_ROLE]["Properties"]["Policies"]
+    task_policy = next(p for p in policies if p["PolicyName"] == TASK_POLICY)
+    if statements:
+        task_policy["PolicyDocument"]["Statement"] = statements
+    else:
+        policies.remove(task_policy)
+
+    # Powertools' Tracer is in every function; Chalice writes Tracing per function.
+    for function_id in traced:
+        res[function_id] = {
+            "Properties": {"Tracing": "Active", **FUNCTION_SIZING.get(function_id, {})}
+        }
+
+    policy = "Retain" if stage in RETAIN_STAGES else "Delete"
+    for name in STATEFUL:
+        res[name]["DeletionPolicy"] = policy
+        res[name]["UpdateReplacePolicy"] = policy
+    if stage in RETAIN_STAGES:
+        res[TABLE]["Properties"]["DeletionProtectionEnabled"] = True
+    return tpl
+
+
+# -- checking the packaged template --------------------------------------------------------
+def verify(template: Mapping[str, Any], definition: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a packaged template; empty when nothing is.
+
+    The state machine's definition is the ASL file, every placeholder in it has a
+    substitution, every function ARN substituted is a function of this template, no
+    resources depend on each other in a cycle, and every role is least-privilege
+    (:func:`policy_findings`).
+    """
+    problems = _verify_definition(template, definition)
+    cycle = dependency_cycle(template)
+    if cycle:
+        problems.append("dependency cycle: " + " -> ".join(cycle))
+    problems += policy_findings(template)
+    return problems
+
+
+def _verify_definition(template: Mapping[str, Any], definition: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    resources = template.get("Resources", {})
+    machine = resources.get(STATE_MACHINE, {}).get("Properties", {})
+    if machine.get("Definition") != definition:
+        problems.append("the state machine's Definition is not state_machine.asl.json")
+    subs = machine.get("DefinitionSubstitutions", {})
+    for name in sorted(placeholders(definition) - set(subs)):
+        problems.append(f"${{{name}}} has no substitution")
+    for name, value in sorted(subs.items()):
+        if not name.endswith(FUNCTION_SUFFIX):
+            continue
+        target = value.get("Fn::GetAtt", [None])[0] if isinstance(value, dict) else None
+        if target is None or resources.get(target, {}).get("Type") != SAM_FUNCTION:
+            problems.append(f"${{{name}}} -> {value!r} is not a function of this template")
+    return problems
+
+
+# -- references and cycles -----------------------------------------------------------------
+_SUB_REF_RE = re.compile(r"\$\{([^!}][^}]*)\}")
+
+
+def sub_references(value: Any) -> set[str]:
+    """Names a Fn::Sub refers to (``${X}``, ``${X.Attr}``, ``${AWS::Region}``)."""
+    text, local = (value[0], set(value[1])) if isinstance(value, list) else (value, set())
+    names = {m.split(".", 1)[0] for m in _SUB_REF_RE.findall(text)}
+    return names - local
+
+
+def references(value: Any) -> set[str]:
+    """Logical ids and parameters a template fragment refers to (Ref, GetAtt, Sub)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref" and isinstance(item, str):
+                found.add(item)
+            elif key == "Fn::GetAtt":
+                target = item[0] if isinstance(item, list) else str(item).split(".", 1)[0]
+                found.add(target)
+            elif key == "Fn::Sub":
+                found |= sub_references(item)
+                if isinstance(item, list):
+                    found |= references(item[1])
+            else:
+                found |= references(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= references(item)
+    return found
+
+
+def dependency_cycle(template: Mapping[str, Any]) -> list[str] | None:
+    """A cycle among the resources, or None.
+
+    cfn-lint does not see cycles that go through SAM's ``Globals`` (checked here): the
+    functions get the Globals' environment, and a ``!Ref`` there to a resource that needs
+    the functions' ARNs is a cycle CloudFormation only reports at deploy time.
+    """
+    resources = template.get("Resources", {})
+    shared = references(template.get("Globals", {}).get("Function", {}))
+    graph: dict[str, set[str]] = {}
+    for name, resource in resources.items():
+        deps = references(resource.get("Properties", {}))
+        depends_on = resource.get("DependsOn", [])
+        deps |= {depends_on} if isinstance(depends_on, str) else set(depends_on)
+        if resource.get("Type") == SAM_FUNCTION:
+            deps |= shared
+        graph[name] = {d for d in deps if d in resources and d != name}
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        return [str(n) for n in exc.args[1]]
+    return None
+
+
+# -- least privilege -----------------------------------------------------------------------
+# Actions AWS offers on Resource "*" only (no resource-level permissions), and why we grant
+# each. Any other action on "*" is a finding.
+STAR_RESOURCE_ACTIONS: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "xray:PutTraceSegments",
+            "xray:PutTelemetryRecords",
+            "xray:GetSamplingRules",
+            "xray:GetSamplingTargets",
+        ),
+        "X-Ray has no resource-level permissions; functions and the state machine send traces",
+    ),
+    **dict.fromkeys(
+        (
+            "logs:CreateLogDelivery",
+            "logs:GetLogDelivery",
+            "logs:UpdateLogDelivery",
+            "logs:DeleteLogDelivery",
+            "logs:ListLogDeliveries",
+            "logs:PutResourcePolicy",
+            "logs:DescribeResourcePolicies",
+            "logs:DescribeLogGroups",
+        ),
+        "CloudWatch Logs' log-delivery API has no resource-level permissions; Step Functions "
+        "needs it to write the state machine's execution logs",
+    ),
+    "lambda:ListLayerVersions": (
+        "Lambda's ListLayerVersions has no resource-level permissions; the pipeline lists "
+        "a layer's versions to find a runtime layer it can reuse"
+    ),
+}
+# Resources the pipeline names at run time from a build spec, not the stack: allowed by
+# name prefix. Layer names are r-<version>-<arch>[-pkgs-<hash>] (BuildSpec).
+RUN_TIME_NAMES = (":layer:r-*",)
+_ACTION_RE = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
+_PSEUDO = frozenset({"AWS::Partition", "AWS::Region", "AWS::AccountId", "AWS::URLSuffix"})
+ROLE_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+
+
+def identity_statements(
+    template: Mapping[str, Any],
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, statement) of every identity-policy statement of the template's roles."""
+    for name, resource in template.get("Resources", {}).items():
+        kind = resource.get("Type")
+        props = resource.get("Properties", {})
+        documents: list[tuple[str, Any]] = []
+        if kind == "AWS::IAM::Role":
+            documents = [
+                (f"{name}/{p.get('PolicyName')}", p.get("PolicyDocument", {}))
+                for p in props.get("Policies", [])
+            ]
+        elif kind in ROLE_TYPES:
+            documents = [(name, props.get("PolicyDocument", {}))]
+        for where, document in documents:
+            statements = document.get("Statement", [])
+            for i, statement in enumerate(
+                [statements] if isinstance(statements, dict) else statements
+            ):
+                yield f"{where}[{statement.get('Sid', i)}]", statement
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def policy_findings(template: Mapping[str, Any]) -> list[str]:
+    """Every grant broader than least privilege in the template's roles.
+
+    - an action with a wildcard, NotAction or NotResource, a managed policy attached;
+    - Resource "*" for an action not in STAR_RESOURCE_ACTIONS;
+    - a resource that is not this stack's: it must be a Ref/GetAtt of a resource of the
+      template, or a Fn::Sub naming one (or the stack's name) with the account and region
+      given as ``${AWS::AccountId}``/``${AWS::Region}``, or a RUN_TIME_NAMES pattern.
+    """
+    resources = template.get("Resources", {})
+    parameters = set(template.get("Parameters", {}))
+    findings: list[str] = []
+    for name, resource in resources.items():
+        if resource.get("Type") == "AWS::IAM::Role" and resource.get("Properties", {}).get(
+            "ManagedPolicyArns"
+        ):
+            findings.append(f"{name}: managed policies are not reviewed here; inline them")
+    for where, statement in identity_statements(template):
+        if statement.get("Effect") != "Allow":
+            continue
+        if "NotAction" in statement or "NotResource" in statement:
+            findings.append(f"{where}: NotAction/NotResource grant more than they name")
+            continue
+        actions = [str(a) for a in _as_list(statement.get("Action", []))]
+        for action in actions:
+            if not _ACTION_RE.match(action):
+                findings.append(f"{where}: action {action!r} is not one exact action")
+        for value in _as_list(statement.get("Resource", [])):
+            if value == "*":
+                broad = [a for a in actions if a not in STAR_RESOURCE_ACTIONS]
+                if broad:
+                    findings.append(f"{where}: Resource '*' for {', '.join(broad)}")
+                continue
+            problem = _resource_scope(value, resources, parameters)
+            if problem:
+                findings.append(f"{where}: {problem}")
+    return findings
+
+
+def _resource_scope(value: Any, resources: Mapping[str, Any], parameters: set[str]) -> str | None:
+    if isinstance(value, dict) and ("Ref" in value or "Fn::GetAtt" in value):
+        missing = references(value) - set(resources)
+        return f"{value!r} is not a resource of this stack" if missing else None
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        text = value["Fn::Sub"][0] if isinstance(value["Fn::Sub"], list) else value["Fn::Sub"]
+        names = sub_references(value["Fn::Sub"])
+        unknown = names - set(resources) - parameters - _PSEUDO - {"AWS::StackName"}
+        if unknown:
+            return f"{text!r} refers to {', '.join(sorted(unknown))}, not in this stack"
+        if text.startswith("arn:"):
+            # arn:partition:service:region:account:...; region and account are empty for
+            # S3 buckets. Pseudo parameters hold "::", so they are swapped out first.
+            plain = re.sub(r"\$\{AWS::(\w+)\}", r"<\1>", text)
+            parts = plain.split(":")
+            if len(parts) < 6:
+                return f"{text!r} is not an ARN"
+            if parts[3] not in ("", "<Region>") or parts[4] not in ("", "<AccountId>"):
+                return f"{text!r}: region and account must be this stack's"
+        owned = names & set(resources) or "AWS::StackName" in names or names & parameters
+        if not owned and not any(p in text for p in RUN_TIME_NAMES):
+            return f"{text!r} names no resource of this stack"
+        return None
+    return f"{value!r} is a fixed ARN, not this stack's resource"

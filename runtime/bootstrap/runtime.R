@@ -1,0 +1,486 @@
+# rlayer: the AWS Lambda Runtime API loop (API version 2018-06-01), in one R process.
+#
+# /opt/bootstrap starts R once on this file (source()); it sources the handler once, then
+# serves events until the process is frozen or killed. Dependencies: base R and jsonlite only
+# (every other package is cold-start time). HTTP is hand-written on a base R socket:
+# the Runtime API is plain HTTP/1.1 on loopback, and httr/curl would add ~100 ms of
+# package loading to every cold start for nothing.
+#
+# Error types reported (errorType in the error JSON):
+#   init errors (POST /runtime/init/error; the process then exits):
+#     Runtime.MalformedHandlerName  _HANDLER is not "file.function"
+#     Runtime.ImportModuleError     the handler file does not exist, a package it loads is
+#                                   not installed, or jsonlite itself is missing
+#     Runtime.UserCodeSyntaxError   the handler file does not parse
+#     Runtime.HandlerNotFound       the file defines no function of that name
+#     Runtime.InitError             any other error while sourcing the handler file
+#   invocation errors (POST /runtime/invocation/{id}/error; the loop goes on):
+#     <condition class>             an R error in the handler: class(cond)[1], e.g.
+#                                   "simpleError", or a class the handler gave its condition
+#     Runtime.UnmarshalError        the event is not valid JSON
+#     Runtime.MarshalError          the return value cannot be serialised to JSON
+#     Function.ResponseSizeTooLarge the Runtime API refused the response with a 413
+#
+# Events are parsed with simplifyVector (a JSON array of scalars becomes an atomic
+# vector) but arrays of objects stay lists, so nested events keep their shape. Return
+# values are serialised with length-1 vectors as scalars (wrap in I() to keep an array),
+# NULL and NA as null; a "json" object (jsonlite::toJSON output) is sent as it is.
+
+local({
+  api <- Sys.getenv("AWS_LAMBDA_RUNTIME_API")
+  if (!nzchar(api)) {
+    cat("rlayer runtime: AWS_LAMBDA_RUNTIME_API is not set\n", file = stderr())
+    quit(save = "no", status = 1L)
+  }
+  colon <- regexpr(":[0-9]+$", api)
+  api_host <- if (colon > 0L) substr(api, 1L, colon - 1L) else api
+  api_port <- if (colon > 0L) as.integer(substring(api, colon + 1L)) else 80L
+  base_path <- "/2018-06-01/runtime"
+  error_content_type <- "application/vnd.aws.lambda.error+json"
+  # Seconds; socket writes and connects only (reads wait on socketSelect, without limit).
+  no_timeout <- 31536000L
+
+  options(warn = 1L, keep.source = FALSE)
+
+  now_ms <- function() as.numeric(Sys.time()) * 1000
+
+  log_line <- function(...) {
+    cat(..., "\n", sep = "", file = stderr())
+  }
+
+  # ---- HTTP/1.1 keep-alive client on one socket ---------------------------------------
+  conn <- NULL
+  head_size <- 4096L # a response head and a small body arrive in one read
+  chunk_size <- 65536L
+  crlf <- charToRaw("\r\n")
+  crlf2 <- charToRaw("\r\n\r\n")
+  chunked_end <- charToRaw("0\r\n\r\n")
+
+  disconnect <- function() {
+    if (!is.null(conn)) try(close(conn), silent = TRUE)
+    conn <<- NULL
+  }
+
+  connect <- function() {
+    # Non-blocking so a read returns what has arrived (a response is read in one or two
+    # calls, not line by line); writes still complete (R waits until the socket takes
+    # everything). "no-delay" sets TCP_NODELAY: the peer's delayed ACK would otherwise
+    # stall every exchange on Nagle's algorithm.
+    conn <<- socketConnection(
+      api_host, api_port,
+      blocking = FALSE, open = "r+b", timeout = no_timeout, options = "no-delay"
+    )
+  }
+
+  # Returns the bytes that have arrived, at most `most`, waiting until there is at least
+  # one (no timeout: /next may wait as long as the function is idle). Reading first and
+  # waiting only when nothing came keeps R's own socket buffer out of the picture. Reads
+  # ask for what the response still needs: readBin allocates all it is asked for.
+  receive <- function(most) {
+    got <- readBin(conn, "raw", most)
+    if (!length(got)) {
+      socketSelect(list(conn), timeout = NULL)
+      got <- readBin(conn, "raw", most)
+      if (!length(got)) stop("connection closed by the Runtime API")
+    }
+    got
+  }
+
+  # Reads until `buf` holds at least n bytes (collecting pieces in a list: no quadratic
+  # copying of a 6 MB body).
+  receive_at_least <- function(buf, n) {
+    have <- length(buf)
+    if (have >= n) return(buf)
+    parts <- list(buf)
+    while (have < n) {
+      more <- receive(min(n - have, 1048576))
+      parts[[length(parts) + 1L]] <- more
+      have <- have + length(more)
+    }
+    unlist(parts, use.names = FALSE)
+  }
+
+  dechunk <- function(buf) {
+    out <- list()
+    pos <- 1L
+    repeat {
+      eol <- grepRaw(crlf, buf, offset = pos, fixed = TRUE)
+      size <- strtoi(sub(";.*$", "", rawToChar(buf[pos:(eol - 1L)])), 16L)
+      if (is.na(size) || size == 0L) break
+      out[[length(out) + 1L]] <- buf[(eol + 2L):(eol + 1L + size)]
+      pos <- eol + 4L + size
+    }
+    unlist(out, use.names = FALSE)
+  }
+
+  read_response <- function() {
+    buf <- receive(head_size)
+    while (!length(end <- grepRaw(crlf2, buf, fixed = TRUE))) buf <- c(buf, receive(head_size))
+    lines <- strsplit(rawToChar(buf[seq_len(end - 1L)]), "\r\n", fixed = TRUE)[[1L]]
+    status <- as.integer(substr(lines[[1L]], 10L, 12L))
+    lines <- lines[-1L]
+    sep <- regexpr(":", lines, fixed = TRUE)
+    hdrs <- as.list(trimws(substring(lines, sep + 1L)))
+    names(hdrs) <- tolower(substr(lines, 1L, sep - 1L))
+    rest <- buf[-seq_len(end + 3L)]
+    len <- hdrs[["content-length"]]
+    te <- hdrs[["transfer-encoding"]]
+    if (!is.null(len)) {
+      n <- as.numeric(len)
+      body <- if (n > 0) receive_at_least(rest, n)[seq_len(n)] else raw(0)
+    } else if (!is.null(te) && grepl("chunked", te, ignore.case = TRUE)) {
+      # No trailers from the Runtime API: the body ends at the empty last chunk.
+      while (length(rest) < 5L ||
+             !identical(rest[(length(rest) - 4L):length(rest)], chunked_end)) {
+        rest <- c(rest, receive(chunk_size))
+      }
+      body <- dechunk(rest)
+    } else {
+      body <- raw(0)
+    }
+    if (identical(tolower(hdrs[["connection"]]), "close")) disconnect()
+    list(status = status, headers = hdrs, body = body)
+  }
+
+  exchange <- function(method, path, body, headers) {
+    if (is.null(conn)) connect()
+    head <- paste0(
+      method, " ", path, " HTTP/1.1\r\nHost: ", api, "\r\n",
+      if (length(headers)) paste0(names(headers), ": ", headers, "\r\n", collapse = "") else "",
+      if (method == "POST") paste0("Content-Length: ", length(body), "\r\n") else "",
+      "\r\n"
+    )
+    # One write for head and body: a request written in pieces stalls on Nagle too.
+    writeBin(c(charToRaw(head), body), conn)
+    read_response()
+  }
+
+  http <- function(method, path, body = raw(0), headers = character()) {
+    # A keep-alive connection the server has dropped fails on first use: reconnect once.
+    # Nothing was processed by the server in that case, so repeating is safe.
+    result <- tryCatch(exchange(method, path, body, headers), error = function(e) e)
+    if (inherits(result, "error")) {
+      disconnect()
+      result <- tryCatch(exchange(method, path, body, headers), error = function(e) e)
+    }
+    if (inherits(result, "error")) {
+      log_line("rlayer runtime: cannot reach the Runtime API at ", api, ": ",
+               conditionMessage(result))
+      quit(save = "no", status = 1L)
+    }
+    if (result$status == 500L) {
+      # The Runtime API's "container error": a non-recoverable state, exit promptly.
+      log_line("rlayer runtime: the Runtime API answered 500 to ", method, " ", path, "; exiting")
+      quit(save = "no", status = 1L)
+    }
+    result
+  }
+
+  # ---- JSON ------------------------------------------------------------------------
+  have_jsonlite <- requireNamespace("jsonlite", quietly = TRUE)
+
+  # Used only to report that jsonlite is missing (there is no JSON library to do it).
+  json_string <- function(x) {
+    x <- gsub("\\", "\\\\", x, fixed = TRUE)
+    x <- gsub("\"", "\\\"", x, fixed = TRUE)
+    x <- gsub("\n", "\\n", x, fixed = TRUE)
+    x <- gsub("\r", "\\r", x, fixed = TRUE)
+    x <- gsub("\t", "\\t", x, fixed = TRUE)
+    paste0("\"", x, "\"")
+  }
+
+  to_json <- function(x) {
+    if (inherits(x, "json")) return(x)
+    jsonlite::toJSON(x, auto_unbox = TRUE, null = "null", na = "null", digits = NA)
+  }
+
+  from_json <- function(text) {
+    jsonlite::fromJSON(text, simplifyVector = TRUE, simplifyDataFrame = FALSE,
+                       simplifyMatrix = FALSE)
+  }
+
+  utf8 <- function(bytes) {
+    text <- rawToChar(bytes)
+    Encoding(text) <- "UTF-8"
+    text
+  }
+
+  error_body <- function(type, message, trace = character()) {
+    if (have_jsonlite) {
+      body <- jsonlite::toJSON(
+        list(errorMessage = message, errorType = type, stackTrace = I(as.character(trace))),
+        auto_unbox = TRUE
+      )
+    } else {
+      body <- paste0(
+        "{\"errorMessage\":", json_string(message), ",\"errorType\":", json_string(type),
+        ",\"stackTrace\":[",
+        if (length(trace)) paste(json_string(trace), collapse = ",") else "", "]}"
+      )
+    }
+    charToRaw(enc2utf8(as.character(body)))
+  }
+
+  post_error <- function(path, type, message, trace = character()) {
+    http("POST", path, error_body(type, message, trace), c(
+      "Content-Type" = error_content_type,
+      "Lambda-Runtime-Function-Error-Type" = type
+    ))
+  }
+
+  # ---- stack traces -------------------------------------------------------------------
+  format_frame <- function(call) {
+    text <- paste(deparse(call, width.cutoff = 120L, nlines = 1L), collapse = "")
+    if (nchar(text) > 160L) text <- paste0(substr(text, 1L, 157L), "...")
+    src <- attr(call, "srcref")
+    if (!is.null(src)) {
+      file <- attr(src, "srcfile")$filename
+      if (!is.null(file)) text <- paste0(basename(file), ":", src[[1L]], " ", text)
+    }
+    text
+  }
+
+  # The frames from `first` (the user's code) to where the condition was signalled, newest
+  # first, without our calling handler (the last frame) and R's .handleSimpleError.
+  user_frames <- function(calls, first) {
+    calls <- calls[-length(calls)]
+    if (first > length(calls)) return(character())
+    calls <- calls[first:length(calls)]
+    keep <- vapply(calls, function(cl) !identical(cl[[1L]], quote(.handleSimpleError)),
+                   logical(1))
+    vapply(rev(calls[keep]), format_frame, character(1))
+  }
+
+  # Calls thunk() and catches any error with the user's part of the call stack. `skip` is
+  # how many frames below marker() the user's code starts (thunk itself, eval, ...).
+  # Returns list(ok = TRUE, value) or list(ok = FALSE, cond, trace).
+  run_user_code <- function(thunk, skip) {
+    trace <- character()
+    first <- 0L
+    marker <- function() {
+      first <<- sys.nframe() + skip
+      thunk()
+    }
+    value <- tryCatch(
+      withCallingHandlers(marker(), error = function(e) {
+        trace <<- user_frames(sys.calls(), first)
+      }),
+      error = function(e) structure(list(cond = e), class = "rlayer_failure")
+    )
+    if (inherits(value, "rlayer_failure")) {
+      list(ok = FALSE, cond = value$cond, trace = trace)
+    } else {
+      list(ok = TRUE, value = value)
+    }
+  }
+
+  # ---- init ----------------------------------------------------------------------------
+  init_fail <- function(type, message, trace = character()) {
+    log_line("[ERROR] ", type, ": ", message)
+    if (length(trace)) log_line(paste0("  at ", trace, collapse = "\n"))
+    post_error(paste0(base_path, "/init/error"), type, message, trace)
+    quit(save = "no", status = 1L)
+  }
+
+  if (!have_jsonlite) {
+    init_fail("Runtime.ImportModuleError",
+              "the runtime needs the jsonlite package, which is not installed")
+  }
+
+  task_root <- Sys.getenv("LAMBDA_TASK_ROOT", getwd())
+  handler_name <- Sys.getenv("_HANDLER")
+
+  # _HANDLER is "file.function"; R names may hold dots, so try each dot from the left and
+  # take the first split whose file (file.R or file.r) exists: "app.my.handler" is
+  # function my.handler in app.R unless app.my.R exists.
+  resolve_handler <- function(spec) {
+    dots <- gregexpr(".", spec, fixed = TRUE)[[1L]]
+    dots <- dots[dots > 1L & dots < nchar(spec)]
+    if (!length(dots)) {
+      init_fail("Runtime.MalformedHandlerName",
+                sprintf("bad handler '%s': expected file.function, e.g. main.handler", spec))
+    }
+    candidates <- character()
+    for (dot in dots) {
+      stem <- substr(spec, 1L, dot - 1L)
+      paths <- file.path(task_root, paste0(stem, c(".R", ".r")))
+      candidates <- c(candidates, paths)
+      found <- paths[file.exists(paths)]
+      if (length(found)) {
+        return(list(file = found[[1L]], fn = substring(spec, dot + 1L)))
+      }
+    }
+    init_fail("Runtime.ImportModuleError",
+              sprintf("handler file not found for '%s': looked for %s", spec,
+                      paste(candidates, collapse = ", ")))
+  }
+
+  target <- resolve_handler(handler_name)
+
+  exprs <- tryCatch(parse(target$file, keep.source = TRUE, encoding = "UTF-8"),
+                    error = function(e) e)
+  if (inherits(exprs, "error")) {
+    init_fail("Runtime.UserCodeSyntaxError", conditionMessage(exprs))
+  }
+  current <- 0L
+  # skip = 4: thunk, then eval's two frames (the closure and the evaluation it starts).
+  sourced <- run_user_code(function() {
+    for (i in seq_along(exprs)) {
+      current <<- i
+      eval(exprs[[i]], globalenv())
+    }
+    invisible(NULL)
+  }, skip = 4L)
+  if (!sourced$ok) {
+    type <- if (inherits(sourced$cond, "packageNotFoundError")) {
+      "Runtime.ImportModuleError"
+    } else {
+      "Runtime.InitError"
+    }
+    # A top-level call has no srcref of its own: give it the line of its expression.
+    trace <- sourced$trace
+    n <- length(trace)
+    line <- attr(exprs, "srcref")[[current]][[1L]]
+    if (n) trace[[n]] <- paste0(basename(target$file), ":", line, " ", trace[[n]])
+    init_fail(type, conditionMessage(sourced$cond), trace)
+  }
+  rm(exprs, sourced, current)
+
+  handler <- get0(target$fn, envir = globalenv(), mode = "function", inherits = FALSE)
+  if (is.null(handler)) {
+    init_fail("Runtime.HandlerNotFound",
+              sprintf("%s defines no function '%s'", basename(target$file), target$fn))
+  }
+  handler_formals <- names(formals(handler))
+  wants_context <- "context" %in% handler_formals
+  wants_event <- length(handler_formals) > 0L
+
+  # ---- one invocation -------------------------------------------------------------------
+  memory_mb <- suppressWarnings(as.integer(Sys.getenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")))
+
+  make_context <- function(h, request_id) {
+    deadline <- as.numeric(h[["lambda-runtime-deadline-ms"]])
+    client_context <- h[["lambda-runtime-client-context"]]
+    identity <- h[["lambda-runtime-cognito-identity"]]
+    list(
+      aws_request_id = request_id,
+      invoked_function_arn = h[["lambda-runtime-invoked-function-arn"]],
+      deadline_ms = deadline,
+      get_remaining_time_in_millis = function() max(0, deadline - now_ms()),
+      function_name = Sys.getenv("AWS_LAMBDA_FUNCTION_NAME"),
+      function_version = Sys.getenv("AWS_LAMBDA_FUNCTION_VERSION"),
+      memory_limit_in_mb = memory_mb,
+      log_group_name = Sys.getenv("AWS_LAMBDA_LOG_GROUP_NAME"),
+      log_stream_name = Sys.getenv("AWS_LAMBDA_LOG_STREAM_NAME"),
+      trace_id = h[["lambda-runtime-trace-id"]],
+      client_context = if (!is.null(client_context)) from_json(client_context),
+      identity = if (!is.null(identity)) from_json(identity)
+    )
+  }
+
+  is_proxy_event <- function(event) {
+    is.list(event) && !is.null(event[["requestContext"]]) &&
+      (!is.null(event[["httpMethod"]]) || !is.null(event[["routeKey"]]))
+  }
+
+  # API Gateway proxy integration: a list with statusCode is the proxy response (its body
+  # must be a string, so anything else is serialised); any other value becomes a 200 with
+  # the value as the JSON body.
+  proxy_response <- function(value) {
+    if (is.list(value) && !is.null(value[["statusCode"]])) {
+      body <- value[["body"]]
+      if (!is.null(body) && !(is.character(body) && length(body) == 1L)) {
+        value[["body"]] <- as.character(to_json(body))
+        if (is.null(value[["headers"]])) {
+          value[["headers"]] <- list("Content-Type" = "application/json")
+        }
+      }
+      return(value)
+    }
+    list(
+      statusCode = 200L,
+      headers = list("Content-Type" = "application/json"),
+      body = as.character(to_json(value))
+    )
+  }
+
+  invocation_path <- function(request_id, what) {
+    paste0(base_path, "/invocation/", request_id, "/", what)
+  }
+
+  report <- function(request_id, type, message, trace = character()) {
+    flush(stdout())
+    log_line("[ERROR] RequestId: ", request_id, " ", type, ": ", message)
+    if (length(trace)) log_line(paste0("  at ", trace, collapse = "\n"))
+    post_error(invocation_path(request_id, "error"), type, message, trace)
+  }
+
+  handle <- function(next_event) {
+    h <- next_event$headers
+    request_id <- h[["lambda-runtime-aws-request-id"]]
+    trace_id <- h[["lambda-runtime-trace-id"]]
+    if (is.null(trace_id)) Sys.unsetenv("_X_AMZN_TRACE_ID") else Sys.setenv(`_X_AMZN_TRACE_ID` = trace_id)
+
+    event <- tryCatch({
+      text <- utf8(next_event$body)
+      if (nzchar(text)) from_json(text) else NULL
+    }, error = function(e) e)
+    if (inherits(event, "error")) {
+      return(report(request_id, "Runtime.UnmarshalError",
+                    paste("could not parse the event as JSON:", conditionMessage(event))))
+    }
+    context <- if (wants_context) make_context(h, request_id)
+
+    outcome <- run_user_code(function() {
+      if (wants_context) {
+        handler(event, context = context)
+      } else if (wants_event) {
+        handler(event)
+      } else {
+        handler()
+      }
+    }, skip = 2L)
+    if (!outcome$ok) {
+      cond <- outcome$cond
+      trace <- outcome$trace
+      # The outermost frame is our call; show it under the handler's own name.
+      n <- length(trace)
+      if (n) trace[[n]] <- sub("^handler\\(", paste0(target$fn, "("), trace[[n]])
+      return(report(request_id, class(cond)[[1L]], conditionMessage(cond), trace))
+    }
+    value <- outcome$value
+    if (is_proxy_event(event)) value <- proxy_response(value)
+    payload <- tryCatch(charToRaw(enc2utf8(as.character(to_json(value)))),
+                        error = function(e) e)
+    if (inherits(payload, "error")) {
+      return(report(request_id, "Runtime.MarshalError",
+                    paste("could not serialise the handler's value to JSON:",
+                          conditionMessage(payload))))
+    }
+    flush(stdout())
+    answer <- http("POST", invocation_path(request_id, "response"), payload,
+                   c("Content-Type" = "application/json"))
+    if (answer$status == 413L) {
+      detail <- tryCatch(from_json(utf8(answer$body))$errorMessage, error = function(e) NULL)
+      report(request_id, "Function.ResponseSizeTooLarge", paste0(
+        "response of ", length(payload), " bytes refused by the Runtime API",
+        if (length(detail)) paste0(": ", detail) else ""
+      ))
+    } else if (answer$status >= 300L) {
+      log_line("rlayer runtime: the Runtime API answered ", answer$status,
+               " to the response for ", request_id)
+    }
+  }
+
+  # ---- the loop ---------------------------------------------------------------------------
+  next_path <- paste0(base_path, "/invocation/next")
+  repeat {
+    next_event <- http("GET", next_path)
+    if (next_event$status != 200L) {
+      log_line("rlayer runtime: GET next answered ", next_event$status, "; exiting")
+      quit(save = "no", status = 1L)
+    }
+    handle(next_event)
+    flush(stdout())
+  }
+})

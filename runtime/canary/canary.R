@@ -1,0 +1,80 @@
+# rlayer canary: the function the pipeline invokes to prove freshly published layers.
+#
+# Event:    {"expected_r_version": "4.2.2", "packages": ["jsonlite", "digest"]}
+# Response: {"r_version": "4.2.2", "packages": {"jsonlite": "1.8.4", ...}, "failed": {},
+#            "result": {...}, "timings": {"load_ms": ..., "compute_ms": ...}}
+#
+# It fails (an R error of class "CanaryError", so the invoke has a FunctionError) when R is
+# not the expected version or any package does not load. Loading is loadNamespace(): it
+# runs each package's shared object, which is what a missing system library breaks.
+# Base R only (the runtime starts R with only base attached), plus what it is asked to load.
+
+canary_fail <- function(message) {
+  stop(structure(class = c("CanaryError", "error", "condition"),
+                 list(message = message, call = NULL)))
+}
+
+now_ms <- function() as.numeric(Sys.time()) * 1000
+
+# A small computation that touches R's numerics, LAPACK (solve), and the packages asked for.
+compute <- function(loaded) {
+  a <- matrix(c(4, 2, 0, 2, 5, 1, 0, 1, 3), nrow = 3L)
+  b <- c(2, 1, 3)
+  x <- solve(a, b)
+  result <- list(
+    solve = round(x, 10),
+    residual = max(abs(a %*% x - b)),
+    sum_of_squares = sum(seq_len(1000L)^2)
+  )
+  if ("jsonlite" %in% loaded) {
+    doc <- list(id = 1:3, name = c("a", "b", "c"))
+    back <- jsonlite::fromJSON(jsonlite::toJSON(doc))
+    result$json_roundtrip <- identical(back$id, doc$id) && identical(back$name, doc$name)
+  }
+  if ("digest" %in% loaded) {
+    result$sha256 <- digest::digest("rlayer", algo = "sha256", serialize = FALSE)
+  }
+  result
+}
+
+handler <- function(event) {
+  r_version <- paste(R.version$major, R.version$minor, sep = ".")
+  expected <- event$expected_r_version
+  if (!is.null(expected) && !identical(as.character(expected), r_version)) {
+    canary_fail(sprintf("R is %s, expected %s", r_version, expected))
+  }
+
+  started <- now_ms()
+  packages <- structure(list(), names = character())
+  failed <- structure(list(), names = character())
+  for (pkg in as.character(unlist(event$packages))) {
+    version <- tryCatch({
+      suppressPackageStartupMessages(loadNamespace(pkg))
+      unname(getNamespaceVersion(pkg))
+    }, error = function(e) e)
+    if (inherits(version, "error")) {
+      failed[[pkg]] <- conditionMessage(version)
+    } else {
+      packages[[pkg]] <- version
+    }
+  }
+  load_ms <- now_ms() - started
+  if (length(failed)) {
+    canary_fail(paste0(
+      "packages failed to load: ",
+      paste(sprintf("%s (%s)", names(failed), unlist(failed)), collapse = "; ")
+    ))
+  }
+
+  started <- now_ms()
+  result <- compute(names(packages))
+  compute_ms <- now_ms() - started
+
+  list(
+    r_version = r_version,
+    packages = packages,
+    failed = failed,
+    result = result,
+    timings = list(load_ms = round(load_ms, 3), compute_ms = round(compute_ms, 3))
+  )
+}

@@ -1,0 +1,390 @@
+"""The real build: R 4.2.2 compiled from source by buildspec/, through LocalBuildBackend.
+
+The first run on a machine compiles R (about 6 minutes on 2 cores); the compiled R is cached
+under ${RLAYER_CACHE_DIR:-~/.cache/rlayer} by (R version, architecture, recipe), so later
+runs reuse it and take about a minute. R's source and a file:// CRAN-like repository come
+from Debian's source archive (scripts/local-sources.sh), as CRAN may be unreachable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import stat
+import subprocess
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from chalicelib.builders.base import BuildProgress, BuildState
+from chalicelib.builders.local import BUILDSPEC, LocalBuildBackend
+from chalicelib.builders.sources import LocalSources, ensure_local_sources
+from chalicelib.models import Architecture, BuildSpec, LayerManifest
+from chalicelib.settings import get_settings
+
+pytestmark = pytest.mark.integration
+
+R_VERSION = "4.2.2"
+ARCH = Architecture.ARM64 if platform.machine() in ("aarch64", "arm64") else Architecture.X86_64
+FIRST = BuildSpec(r_version=R_VERSION, architecture=ARCH, packages=["digest", "R6"])
+SECOND = BuildSpec(r_version=R_VERSION, architecture=ARCH, packages=["base64enc"])
+# A first build may compile R: generous, but bounded.
+BUILD_TIMEOUT_S = 45 * 60
+REPO_ROOT = BUILDSPEC.parents[1]
+OS_LIBS = BUILDSPEC.parent / "lambda-os-libs.txt"
+
+
+@dataclass
+class Built:
+    progress: BuildProgress
+    seconds: float
+    dir: Path
+    log: str
+
+    def manifest(self, kind: str) -> LayerManifest:
+        return LayerManifest.model_validate_json((self.dir / f"{kind}.manifest.json").read_text())
+
+    def zip(self, kind: str) -> Path:
+        return self.dir / f"{kind}.zip"
+
+
+def _build(backend: LocalBuildBackend, build_id: str, spec: BuildSpec) -> Built:
+    started = time.monotonic()
+    ref = backend.start_build(build_id, spec)
+    while (progress := backend.check_build(ref)).state is BuildState.IN_PROGRESS:
+        assert time.monotonic() - started < BUILD_TIMEOUT_S, "build took too long"
+        time.sleep(1)
+    log = backend.log_path(ref).read_text(errors="replace")
+    backend.cleanup(ref)
+    return Built(progress, time.monotonic() - started, Path(progress.artifact_location or "."), log)
+
+
+@pytest.fixture(scope="module")
+def sources() -> LocalSources:
+    return ensure_local_sources()
+
+
+@pytest.fixture(scope="module")
+def backend(sources: LocalSources, tmp_path_factory: pytest.TempPathFactory) -> LocalBuildBackend:
+    settings = get_settings().model_copy(
+        update={"r_source": sources.r_source, "cran_repo": sources.cran_repo}
+    )
+    return LocalBuildBackend(settings, work_root=tmp_path_factory.mktemp("builds"))
+
+
+@pytest.fixture(scope="module")
+def first(backend: LocalBuildBackend) -> Built:
+    built = _build(backend, "it-first", FIRST)
+    assert built.progress.state is BuildState.SUCCEEDED, built.progress.reason
+    return built
+
+
+@pytest.fixture(scope="module")
+def second(backend: LocalBuildBackend, first: Built) -> Built:
+    built = _build(backend, "it-second", SECOND)
+    assert built.progress.state is BuildState.SUCCEEDED, built.progress.reason
+    return built
+
+
+@pytest.fixture(scope="module")
+def opt(first: Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both layers unzipped into one directory, as Lambda merges them into /opt."""
+    root = tmp_path_factory.mktemp("opt")
+    for kind in ("runtime", "packages"):
+        subprocess.run(["unzip", "-q", str(first.zip(kind)), "-d", str(root)], check=True)
+    return root
+
+
+# -- what the build wrote --------------------------------------------------------------------
+def test_the_build_leaves_both_layers_and_manifests(first: Built) -> None:
+    assert sorted(p.name for p in first.dir.iterdir()) == [
+        "packages.manifest.json",
+        "packages.zip",
+        "runtime.manifest.json",
+        "runtime.zip",
+    ]
+    runtime, packages = first.manifest("runtime"), first.manifest("packages")
+    assert runtime.kind == "runtime" and runtime.layer_name == FIRST.runtime_layer_name
+    assert packages.kind == "packages" and packages.layer_name == FIRST.packages_layer_name
+    assert runtime.r_version == packages.r_version == R_VERSION
+    assert runtime.architecture is packages.architecture is ARCH
+    assert runtime.packages == {"jsonlite": "1.8.4"}
+    assert packages.packages == {"R6": "2.5.1", "digest": "0.6.31"}
+    assert runtime.recipe_hash == packages.recipe_hash
+    assert "--enable-R-shlib" in runtime.configure_flags
+    assert "--without-recommended-packages" in runtime.configure_flags
+
+
+def test_the_runtime_zip_has_the_opt_layout(first: Built) -> None:
+    with zipfile.ZipFile(first.zip("runtime")) as zf:
+        modes = {i.filename: i.external_attr >> 16 for i in zf.infolist()}
+    assert {n.split("/")[0] for n in modes} == {"bootstrap", "runtime", "R", "lib"}
+    for executable in ("bootstrap", "R/bin/Rscript", "R/lib/R/bin/exec/R"):
+        assert modes[executable] & 0o111, executable
+    assert modes["runtime/runtime.R"] == stat.S_IFREG | 0o644
+    assert "R/lib/R/library/jsonlite/DESCRIPTION" in modes
+    assert "R/lib/R/lib/libR.so" in modes
+    # Pruned: no docs, help, html, tests, translations, man pages; no tcltk without Tcl.
+    for name in modes:
+        parts = name.split("/")
+        assert not {"help", "html", "doc", "tests", "translations", "man"} & set(parts), name
+        assert "tcltk" not in parts, name
+    # glibc and the loader come from the Lambda OS; what R links beyond them is bundled.
+    bundled = {n.removeprefix("lib/") for n in modes if n.startswith("lib/") and n != "lib/"}
+    assert bundled == set(first.manifest("runtime").shared_libraries)
+    assert {"libc.so.6", "libm.so.6"}.isdisjoint(bundled)
+    assert not any(n.startswith("ld-linux") for n in bundled)
+    assert "libgfortran.so.5" in bundled  # R's LAPACK needs it; the OS does not promise it
+
+
+def test_elf_files_are_stripped(opt: Path) -> None:
+    for path in (opt / "R/lib/R/lib/libR.so", opt / "packages/library/digest/libs/digest.so"):
+        described = subprocess.run(
+            ["file", "-b", str(path)], capture_output=True, text=True, check=True
+        ).stdout
+        assert ", stripped" in described, described
+
+
+def test_the_packages_zip_holds_only_the_site_library_and_new_libs(first: Built) -> None:
+    with zipfile.ZipFile(first.zip("packages")) as zf:
+        names = zf.namelist()
+    assert {n.split("/")[0] for n in names} <= {"packages", "lib"}
+    assert "packages/library/digest/DESCRIPTION" in names
+    assert "packages/library/R6/DESCRIPTION" in names
+    assert any(n.startswith("packages/library/digest/libs/digest.so") for n in names)
+    # digest needs nothing the runtime layer does not bundle already.
+    assert [n for n in names if n.startswith("lib/") and n != "lib/"] == []
+
+
+def test_the_pipeline_validator_accepts_the_layers(first: Built) -> None:
+    from chalicelib.pipeline.artifacts import LayerArtifact, validate_artifacts
+
+    with first.zip("runtime").open("rb") as rt, first.zip("packages").open("rb") as pk:
+        layers = validate_artifacts(
+            FIRST,
+            [
+                LayerArtifact(
+                    kind="runtime",
+                    manifest=(first.dir / "runtime.manifest.json").read_bytes(),
+                    zip_file=rt,
+                    expected_layer_name=FIRST.runtime_layer_name,
+                ),
+                LayerArtifact(
+                    kind="packages",
+                    manifest=(first.dir / "packages.manifest.json").read_bytes(),
+                    zip_file=pk,
+                    expected_layer_name=FIRST.packages_layer_name,
+                ),
+            ],
+        )
+    assert {layer.kind: layer.sha256 for layer in layers} == {
+        "runtime": first.manifest("runtime").sha256,
+        "packages": first.manifest("packages").sha256,
+    }
+
+
+# -- the layers run -------------------------------------------------------------------------
+def _glibc_only_sandbox(opt: Path) -> list[str]:
+    """bwrap argv: an empty root with only glibc and its loader from this machine (what the
+    Lambda OS is promised to provide), /bin/sh, which, uname and rm (R's utils and tempdir
+    cleanup call them; they need only libc), and the layers at /opt."""
+    wanted = {
+        line.strip()
+        for line in OS_LIBS.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    cache = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=True).stdout
+    argv = ["bwrap", "--tmpfs", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    seen: set[str] = set()
+    for line in cache.splitlines()[1:]:
+        name, _, path = line.strip().partition(" => ")
+        soname = name.split(" ")[0]
+        if soname not in wanted or not Path(path).exists():
+            continue
+        real = os.path.realpath(path)
+        for target in (real, os.path.realpath(os.path.dirname(path)) + "/" + soname):
+            if target in seen:
+                continue
+            seen.add(target)
+            if target == real:
+                argv += ["--ro-bind", real, real]
+            else:
+                argv += ["--symlink", real, target]
+    for loader in ("/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"):
+        if os.path.exists(loader) and loader not in seen:
+            # The ELF interpreter path is absolute: recreate it (through /lib -> usr/lib).
+            argv += ["--symlink", os.path.realpath(loader), loader]
+    for tool, inside in (("sh", "/bin/sh"), ("which", "/usr/bin/which")):
+        argv += ["--ro-bind", os.path.realpath(shutil.which(tool) or tool), inside]
+    for tool in ("uname", "rm"):
+        argv += ["--ro-bind", os.path.realpath(shutil.which(tool) or tool), f"/usr/bin/{tool}"]
+    argv += ["--ro-bind", str(opt), "/opt", "--clearenv", "--setenv", "PATH", "/usr/bin:/bin"]
+    argv += ["--setenv", "R_HOME", "/opt/R/lib/R"]
+    argv += ["--setenv", "LD_LIBRARY_PATH", "/opt/R/lib/R/lib:/opt/lib"]
+    return argv
+
+
+def test_r_and_the_packages_run_with_nothing_but_glibc_from_the_os(opt: Path) -> None:
+    code = (
+        "cat(R.version$major, R.version$minor, '\\n');"
+        "for (p in c('jsonlite', 'digest', 'R6')) library(p, character.only = TRUE);"
+        "cat(digest::digest('rlayer', algo = 'sha256', serialize = FALSE), '\\n');"
+        "cat(jsonlite::toJSON(list(lib = .libPaths()), auto_unbox = TRUE), '\\n');"
+        "cat(format(solve(matrix(c(2, 1, 1, 3), 2))[1, 1]), '\\n');"
+        "cat(capabilities('libcurl'), '\\n')"
+    )
+    # R's binary directly: no bash needed, so the sandbox holds only what Lambda promises.
+    done = subprocess.run(
+        [
+            *_glibc_only_sandbox(opt),
+            "/opt/R/lib/R/bin/exec/R",
+            "--no-echo",
+            "--vanilla",
+            "-e",
+            code,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["4", "2.2"]
+    assert lines[1].strip() == hashlib.sha256(b"rlayer").hexdigest()
+    assert json.loads(lines[2])["lib"] == ["/opt/packages/library", "/opt/R/lib/R/library"]
+    assert lines[3].strip() == "0.6"
+    assert lines[4].strip() == "TRUE"
+
+
+def test_rscript_reports_the_version_under_bwrap_at_opt(opt: Path) -> None:
+    done = subprocess.run(
+        [
+            *("bwrap", "--dev-bind", "/", "/", "--ro-bind", str(opt), "/opt"),
+            *("/opt/R/bin/Rscript", "-e", "cat(as.character(getRversion()), R.home())"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [R_VERSION, "/opt/R/lib/R"]
+
+
+# -- reuse ----------------------------------------------------------------------------------
+def test_a_second_build_reuses_the_compiled_runtime(first: Built, second: Built) -> None:
+    runtime1, runtime2 = first.manifest("runtime"), second.manifest("runtime")
+    assert runtime2.reused_runtime is True
+    assert runtime2.sha256 == runtime1.sha256  # the very same runtime layer
+    assert second.manifest("packages").reused_runtime is True
+    assert second.manifest("packages").packages == {"base64enc": "0.1-3"}
+    assert "reused from the cache" in second.log
+    assert "./configure" not in second.log and "make -j" not in second.log
+    assert "installing *source* package 'base64enc'" in second.log
+
+
+# -- failures ------------------------------------------------------------------------------
+def test_a_package_that_cannot_be_installed_fails_the_build_with_rs_error(
+    backend: LocalBuildBackend, first: Built
+) -> None:
+    spec = BuildSpec(r_version=R_VERSION, architecture=ARCH, packages=["digest", "notonthisrepo"])
+    built = _build(backend, "it-missing-pkg", spec)
+    assert built.progress.state is BuildState.FAILED
+    reason = built.progress.reason or ""
+    assert "build-packages.sh" in reason
+    assert "package 'notonthisrepo' is not available" in reason
+    assert not (built.dir / "packages.zip").exists()
+
+
+def test_install_packages_fails_on_a_pin_the_repository_cannot_serve(
+    sources: LocalSources, tmp_path: Path
+) -> None:
+    # The installer alone, with this machine's R: quick, same script the build runs.
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "RLAYER_PKG_TARGET": str(tmp_path / "lib"),
+        "RLAYER_PKG_LIST": "R6==2.4.0",
+        "RLAYER_CRAN_REPO": sources.cran_repo,
+        "RLAYER_JOBS": "1",
+    }
+    done = subprocess.run(
+        ["Rscript", "--vanilla", str(BUILDSPEC.parent / "install-packages.R")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "package 'R6' version 2.4.0 is not available" in done.stderr
+    assert not (tmp_path / "lib/R6").exists()
+
+
+# -- the canary through the real bootstrap ---------------------------------------------------
+def test_the_canary_runs_through_the_bootstrap_under_the_runtime_api_emulator(
+    first: Built,
+) -> None:
+    from chalicelib.local.runtime_api import RuntimeSession
+
+    canary = REPO_ROOT / "runtime/canary"
+    event = {"expected_r_version": R_VERSION, "packages": ["jsonlite", *FIRST.package_names()]}
+    # The zips exactly as built, unzipped at /opt by the emulator's sandbox.
+    with RuntimeSession(
+        layers=[first.zip("runtime"), first.zip("packages")],
+        task_root=canary,
+        handler="canary.handler",
+        timeout_s=60,
+        memory_mb=1024,
+    ) as session:
+        result = session.invoke(json.dumps(event).encode())
+        again = session.invoke(json.dumps(event).encode())  # the same warm R process
+    assert result.ok, result
+    body = result.json_payload()
+    assert body["r_version"] == R_VERSION
+    assert body["packages"] == {"jsonlite": "1.8.4", "R6": "2.5.1", "digest": "0.6.31"}
+    assert body["failed"] == {}
+    assert body["result"]["sha256"] == hashlib.sha256(b"rlayer").hexdigest()
+    assert body["result"]["json_roundtrip"] is True
+    assert again.ok and again.json_payload()["r_version"] == R_VERSION
+
+
+# -- the command -----------------------------------------------------------------------------
+def test_build_layer_writes_the_zips_and_prints_their_sizes(
+    first: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chalicelib.cli import main
+
+    status = main(["build-layer", R_VERSION, "R6", "--arch", ARCH.value, "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "packages.manifest.json",
+        "packages.zip",
+        "runtime.manifest.json",
+        "runtime.zip",
+    ]
+    runtime = LayerManifest.model_validate_json((tmp_path / "runtime.manifest.json").read_text())
+    assert runtime.sha256 == first.manifest("runtime").sha256  # the cached runtime, reused
+    assert f"{runtime.zipped_bytes / 1e6:.1f}" in captured.out
+    assert "r-4_2_2-" in captured.out
+
+
+def test_build_layer_fails_with_the_failing_step_and_rs_message(
+    first: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chalicelib.cli import main
+
+    status = main(
+        ["build-layer", R_VERSION, "nosuchpkg", "--arch", ARCH.value, "--out", str(tmp_path)]
+    )
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "build-packages.sh" in captured.err
+    assert "package 'nosuchpkg' is not available" in captured.err
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,195 @@
+"""The bootstrap with layers at /opt (bubblewrap), as zips and directories, and the canary."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from chalicelib.local.sandbox import SandboxMode
+
+from .conftest import REPO, HandlerWriter, SessionFactory
+
+pytestmark = pytest.mark.integration
+
+ENV_R = """
+handler <- function(event) list(
+  task_root = Sys.getenv("LAMBDA_TASK_ROOT"),
+  cwd = getwd(),
+  ld_library_path = strsplit(Sys.getenv("LD_LIBRARY_PATH"), ":")[[1]],
+  lib_paths = .libPaths(),
+  r_home = R.home(),
+  marker = if (file.exists("/opt/etc/marker")) readLines("/opt/etc/marker") else NULL,
+  search = search(),
+  jit = Sys.getenv("R_ENABLE_JIT")
+)
+"""
+
+
+def zip_dir(src: Path, dest: Path) -> Path:
+    """A layer zip the way the documents build them: `zip -r -y` (symlinks kept)."""
+    subprocess.run(["zip", "-q", "-r", "-y", str(dest), "."], cwd=src, check=True)
+    return dest
+
+
+def test_runtime_from_zip_layers_with_r_from_the_layer(
+    runtime_layer: Path,
+    host_r_layer: Path,
+    write_handler: HandlerWriter,
+    make_session: SessionFactory,
+    tmp_path: Path,
+) -> None:
+    runtime_zip = zip_dir(runtime_layer, tmp_path / "runtime.zip")
+    r_zip = zip_dir(host_r_layer, tmp_path / "r.zip")
+    root = write_handler("env.R", ENV_R)
+    session = make_session(layers=[runtime_zip, r_zip], task_root=root, handler="env.handler")
+    assert session.sandbox.mode is SandboxMode.BWRAP
+    result = session.invoke(b"{}")
+    assert result.ok, result.payload
+    info = result.json_payload()
+    assert info["task_root"] == "/var/task" == info["cwd"]
+    assert "/opt/lib" in info["ld_library_path"]
+    assert info["search"] == [".GlobalEnv", "Autoloads", "package:base"]
+    assert info["jit"] == "0"
+    # The bootstrap exec'd R's binary directly (one process, no front-end script).
+    pid = session.runtime_pid
+    assert pid is not None
+    exe = [os.readlink(f"/proc/{p}/exe") for p in _tree(pid)]
+    assert exe[-1].endswith("/bin/exec/R")
+
+
+def _tree(pid: int) -> list[int]:
+    found = [pid]
+    for p in found:
+        found.extend(int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split())
+    return found
+
+
+def test_packages_layer_comes_first_in_the_library_path(
+    runtime_layer: Path,
+    host_r_layer: Path,
+    write_handler: HandlerWriter,
+    make_session: SessionFactory,
+    tmp_path: Path,
+) -> None:
+    packages = tmp_path / "packages-layer"
+    library = packages / "packages" / "library"
+    library.mkdir(parents=True)
+    digest = Path(
+        subprocess.run(
+            ["Rscript", "-e", "cat(find.package('digest'))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    shutil.copytree(digest, library / "digest", symlinks=True)
+    root = write_handler(
+        "main.R",
+        "handler <- function(event) list(lib = .libPaths()[1], "
+        "digest = dirname(find.package('digest')))\n",
+    )
+    session = make_session(
+        layers=[runtime_layer, host_r_layer, packages], task_root=root, handler="main.handler"
+    )
+    assert session.invoke(b"{}").json_payload() == {
+        "lib": "/opt/packages/library",
+        "digest": "/opt/packages/library",
+    }
+
+
+def test_later_layers_overwrite_earlier_ones(
+    runtime_layer: Path,
+    write_handler: HandlerWriter,
+    make_session: SessionFactory,
+    tmp_path: Path,
+) -> None:
+    layers = []
+    for name in ("first", "second"):
+        layer = tmp_path / name
+        (layer / "etc").mkdir(parents=True)
+        (layer / "etc" / "marker").write_text(name + "\n")
+        layers.append(zip_dir(layer, tmp_path / f"{name}.zip"))
+    root = write_handler("env.R", ENV_R)
+    session = make_session(layers=[runtime_layer, *layers], task_root=root, handler="env.handler")
+    assert session.invoke(b"{}").json_payload()["marker"] == "second"
+
+
+def test_no_bootstrap_is_an_invalid_entrypoint(
+    write_handler: HandlerWriter, make_session: SessionFactory, tmp_path: Path
+) -> None:
+    empty = tmp_path / "no-bootstrap"
+    (empty / "lib").mkdir(parents=True)
+    root = write_handler("main.R", "handler <- function(event) 1\n")
+    result = make_session(layers=[empty], task_root=root, handler="main.handler").invoke(b"{}")
+    assert result.json_payload()["errorType"] == "Runtime.InvalidEntrypoint"
+    assert result.function_error == "Unhandled"
+
+
+def test_host_mode_runs_without_a_sandbox(
+    write_handler: HandlerWriter, make_session: SessionFactory, task_root: Path
+) -> None:
+    write_handler("env.R", ENV_R)
+    session = make_session(
+        task_root=task_root, handler="env.handler", sandbox_mode=SandboxMode.HOST
+    )
+    info = session.invoke(b"{}").json_payload()
+    assert info["task_root"] == str(task_root.resolve()) == info["cwd"]
+
+
+CANARY_EVENT = {"expected_r_version": "", "packages": ["jsonlite", "digest"]}
+
+
+def _r_version() -> str:
+    return subprocess.run(
+        ["Rscript", "-e", "cat(paste(R.version$major, R.version$minor, sep = '.'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def test_canary_reports_versions_packages_result_and_timings(
+    runtime_layer: Path, host_r_layer: Path, make_session: SessionFactory
+) -> None:
+    version = _r_version()
+    session = make_session(
+        layers=[runtime_layer, host_r_layer],
+        task_root=REPO / "runtime" / "canary",
+        handler="canary.handler",
+        timeout_s=30,
+        memory_mb=512,
+    )
+    result = session.invoke(json.dumps({**CANARY_EVENT, "expected_r_version": version}).encode())
+    assert result.ok, result.payload
+    body = result.json_payload()
+    assert body["r_version"] == version
+    assert set(body["packages"]) == {"jsonlite", "digest"}
+    assert body["failed"] == {}
+    assert body["result"]["solve"] == pytest.approx([0.6363636364, -0.2727272727, 1.0909090909])
+    assert body["result"]["json_roundtrip"] is True
+    assert body["result"]["sha256"] == hashlib.sha256(b"rlayer").hexdigest()
+    assert set(body["timings"]) == {"load_ms", "compute_ms"}
+
+
+def test_canary_fails_when_a_package_does_not_load(
+    runtime_layer: Path, host_r_layer: Path, make_session: SessionFactory
+) -> None:
+    session = make_session(
+        layers=[runtime_layer, host_r_layer],
+        task_root=REPO / "runtime" / "canary",
+        handler="canary.handler",
+        timeout_s=30,
+    )
+    result = session.invoke(json.dumps({"packages": ["jsonlite", "notapackage42"]}).encode())
+    assert result.function_error == "Unhandled"
+    body = result.json_payload()
+    assert body["errorType"] == "CanaryError"
+    assert "notapackage42" in body["errorMessage"]
+    wrong = session.invoke(json.dumps({"expected_r_version": "9.9.9", "packages": []}).encode())
+    assert "expected 9.9.9" in wrong.json_payload()["errorMessage"]

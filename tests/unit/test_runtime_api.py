@@ -1,0 +1,233 @@
+"""The Runtime API emulator's state and helpers, without processes or sockets."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from chalicelib.local.runtime_api import (
+    MAX_PAYLOAD_BYTES,
+    Invocation,
+    InvocationBroker,
+    InvokeResult,
+    error_payload,
+    new_trace_id,
+    runtime_route,
+)
+from chalicelib.local.sandbox import SandboxMode, bwrap_argv, lambda_environment
+
+ARN = "arn:aws:lambda:us-east-1:000000000000:function:f"
+
+
+def invocation(payload: bytes = b'{"a": 1}', **kwargs: object) -> Invocation:
+    return Invocation(
+        request_id=str(kwargs.pop("request_id", "req-1")),
+        payload=payload,
+        function_arn=ARN,
+        timeout_s=float(kwargs.pop("timeout_s", 3.0)),  # type: ignore[arg-type]
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+# ---- routes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "route"),
+    [
+        ("GET", "/2018-06-01/runtime/invocation/next", ("next", None)),
+        ("POST", "/2018-06-01/runtime/invocation/abc/response", ("response", "abc")),
+        ("POST", "/2018-06-01/runtime/invocation/abc/error", ("error", "abc")),
+        ("POST", "/2018-06-01/runtime/init/error", ("init_error", None)),
+        ("POST", "/2018-06-01/runtime/invocation/next", None),
+        ("GET", "/2018-06-01/runtime/invocation/abc/response", None),
+        ("POST", "/2018-06-01/runtime/invocation//response", None),
+        ("POST", "/2018-06-01/runtime/invocation/abc/other", None),
+        ("GET", "/2015-03-31/functions/function/invocations", None),
+    ],
+)
+def test_runtime_routes(method: str, path: str, route: tuple[str, str | None] | None) -> None:
+    assert runtime_route(method, path) == route
+
+
+# ---- the broker -----------------------------------------------------------------------
+
+
+def test_next_headers_carry_the_whole_contract() -> None:
+    broker = InvocationBroker()
+    inv = invocation(client_context='{"custom": {}}', cognito_identity='{"id": "x"}')
+    before = int(time.time() * 1000)
+    broker.submit(inv)
+    delivered = broker.next_invocation(timeout=1)
+    assert delivered is inv
+    headers = inv.headers()
+    assert headers["Lambda-Runtime-Aws-Request-Id"] == "req-1"
+    assert headers["Lambda-Runtime-Invoked-Function-Arn"] == ARN
+    deadline = int(headers["Lambda-Runtime-Deadline-Ms"])
+    assert before + 3000 <= deadline <= int(time.time() * 1000) + 3000
+    assert headers["Lambda-Runtime-Trace-Id"] == inv.trace_id
+    assert headers["Lambda-Runtime-Client-Context"] == '{"custom": {}}'
+    assert headers["Lambda-Runtime-Cognito-Identity"] == '{"id": "x"}'
+
+
+def test_optional_headers_are_left_out() -> None:
+    broker = InvocationBroker()
+    inv = invocation()
+    broker.submit(inv)
+    broker.next_invocation(timeout=1)
+    headers = inv.headers()
+    assert "Lambda-Runtime-Client-Context" not in headers
+    assert "Lambda-Runtime-Cognito-Identity" not in headers
+
+
+def test_next_waits_for_an_event_and_records_the_end_of_init() -> None:
+    broker = InvocationBroker()
+    assert broker.first_next_at is None
+    assert broker.next_invocation(timeout=0.01) is None
+    assert broker.first_next_at is not None
+    inv = invocation()
+    threading.Timer(0.05, broker.submit, args=(inv,)).start()
+    assert broker.next_invocation(timeout=5) is inv
+    assert inv.delivered_at is not None
+
+
+def test_close_releases_a_waiting_next() -> None:
+    broker = InvocationBroker()
+    got: list[Invocation | None] = []
+    waiter = threading.Thread(target=lambda: got.append(broker.next_invocation()))
+    waiter.start()
+    broker.close()
+    waiter.join(timeout=5)
+    assert got == [None]
+
+
+def test_response_completes_the_invocation() -> None:
+    broker = InvocationBroker()
+    inv = invocation()
+    broker.submit(inv)
+    broker.next_invocation(timeout=1)
+    reply = broker.post_response("req-1", b'{"ok": true}')
+    assert reply.status == 202
+    assert inv.done.is_set()
+    assert inv.response == b'{"ok": true}' and inv.error_type is None
+    # Answering twice, or for an unknown id, is refused.
+    assert broker.post_response("req-1", b"{}").status == 400
+    assert broker.post_error("nope", b"{}", None).status == 400
+
+
+def test_oversized_response_is_413_and_the_invocation_stays_open() -> None:
+    broker = InvocationBroker(max_response_bytes=10)
+    inv = invocation()
+    broker.submit(inv)
+    broker.next_invocation(timeout=1)
+    reply = broker.post_response("req-1", b"x" * 11)
+    assert reply.status == 413
+    assert json.loads(reply.body)["errorType"] == "RequestEntityTooLarge"
+    assert not inv.done.is_set()
+    body = error_payload("Function.ResponseSizeTooLarge", "too big")
+    assert broker.post_error("req-1", body, "Function.ResponseSizeTooLarge").status == 202
+    assert inv.error_type == "Function.ResponseSizeTooLarge"
+    assert inv.response == body
+
+
+def test_default_limit_is_six_mb() -> None:
+    assert InvocationBroker().max_response_bytes == MAX_PAYLOAD_BYTES == 6 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("body", "header", "expected"),
+    [
+        (b'{"errorType": "FromBody"}', None, "FromBody"),
+        (b'{"errorType": "FromBody"}', "FromHeader", "FromHeader"),
+        (b"not json", None, "Unhandled"),
+        (b"[1]", None, "Unhandled"),
+        (b"", None, "Unhandled"),
+    ],
+)
+def test_error_type_comes_from_the_header_then_the_body(
+    body: bytes, header: str | None, expected: str
+) -> None:
+    broker = InvocationBroker()
+    inv = invocation()
+    broker.submit(inv)
+    broker.next_invocation(timeout=1)
+    broker.post_error("req-1", body, header)
+    assert inv.error_type == expected
+    assert inv.response  # never empty: an empty body becomes an error document
+
+
+def test_init_error_fails_the_pending_and_every_later_invocation() -> None:
+    broker = InvocationBroker()
+    pending = invocation()
+    broker.submit(pending)
+    body = error_payload("Runtime.HandlerNotFound", "no handler")
+    assert broker.post_init_error(body, "Runtime.HandlerNotFound").status == 202
+    assert pending.done.is_set() and pending.error_type == "Runtime.HandlerNotFound"
+    later = invocation(request_id="req-2")
+    broker.submit(later)
+    assert later.done.is_set() and later.response == body
+
+
+def test_error_payload_shape() -> None:
+    assert json.loads(error_payload("T", "m", ["a", "b"])) == {
+        "errorMessage": "m",
+        "errorType": "T",
+        "stackTrace": ["a", "b"],
+    }
+
+
+def test_trace_ids_look_like_xray_headers() -> None:
+    first, second = new_trace_id(), new_trace_id()
+    assert first != second
+    root, parent, sampled = first.split(";")
+    assert root.startswith("Root=1-") and len(root.split("-")[2]) == 24
+    assert parent.startswith("Parent=") and sampled == "Sampled=0"
+
+
+def test_invoke_result() -> None:
+    ok = InvokeResult(
+        request_id="r", payload=b'{"a": 1}', duration_ms=1.0, max_memory_mb=50, log_tail=""
+    )
+    assert ok.ok and ok.json_payload() == {"a": 1}
+    failed = ok.model_copy(update={"function_error": "Unhandled"})
+    assert not failed.ok
+
+
+# ---- the sandbox's command line and environment ----------------------------------------
+
+
+def test_bwrap_binds_layers_at_opt_and_code_at_var_task_read_only() -> None:
+    argv = bwrap_argv("/usr/bin/bwrap", Path("/layers/merged"), Path("/code"), "/opt/bootstrap")
+    pairs = list(zip(argv, argv[1:], argv[2:], strict=False))
+    assert ("--ro-bind", "/layers/merged", "/opt") in pairs
+    assert ("--ro-bind", "/code", "/var/task") in pairs
+    assert ("--chdir", "/var/task", "/opt/bootstrap") in pairs
+    assert argv[-1] == "/opt/bootstrap"
+    assert "--tmpfs" in argv and argv[argv.index("--tmpfs") + 1] == "/tmp"
+    assert "--die-with-parent" in argv
+    # Loopback must stay the host's: the Runtime API listens there.
+    assert "--unshare-net" not in argv and "--unshare-all" not in argv
+
+
+def test_lambda_environment_in_the_sandbox() -> None:
+    env = lambda_environment(
+        api_address="127.0.0.1:9001",
+        handler="main.handler",
+        task_root="/var/task",
+        function_name="fn",
+        memory_mb=256,
+        region="eu-west-1",
+        mode=SandboxMode.BWRAP,
+        extra={"MY_SETTING": "1", "TZ": "Europe/Paris"},
+    )
+    assert env["AWS_LAMBDA_RUNTIME_API"] == "127.0.0.1:9001"
+    assert env["_HANDLER"] == "main.handler"
+    assert env["LAMBDA_TASK_ROOT"] == "/var/task"
+    assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
+    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"
+    assert env["LD_LIBRARY_PATH"].endswith(":/opt/lib")
+    assert env["MY_SETTING"] == "1" and env["TZ"] == "Europe/Paris"  # the function's own win
