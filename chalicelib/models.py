@@ -21,8 +21,9 @@ MIN_R_VERSION = (4, 0, 0)
 PACKAGE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]$")
 # CRAN versions are numbers separated by '.' or '-' (e.g. 1.8.7, 1.14-2).
 PACKAGE_VERSION_RE = re.compile(r"^\d+(?:[.-]\d+)+$")
-# What Lambda accepts as a layer name (the ARN form is not accepted from users).
-LAYER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,140}$")
+# What Lambda accepts as a layer name (the ARN form is not accepted from users), less the
+# two characters of the "r-" prefix every published layer gets.
+LAYER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,138}$")
 MAX_PACKAGES = 200
 LAMBDA_DESCRIPTION_MAX = 256
 
@@ -188,7 +189,7 @@ class BuildRequest(BaseModel):
     def _layer_name(cls, value: str | None) -> str | None:
         if value is not None and not LAYER_NAME_RE.match(value):
             raise ValueError(
-                "must be 1-140 characters of letters, digits, '-' and '_' (a Lambda layer name)"
+                "must be 1-138 characters of letters, digits, '-' and '_' (a Lambda layer name)"
             )
         return value
 

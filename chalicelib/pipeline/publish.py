@@ -30,7 +30,11 @@ PACKAGES_LICENSE = "Per package: see packages/library/<package>/DESCRIPTION (R: 
 def layer_name(record: BuildRecord, kind: Kind) -> str:
     if kind == "runtime":
         return record.spec.runtime_layer_name
-    return record.layer_name or record.spec.packages_layer_name
+    if record.layer_name:
+        # Every layer rlayer publishes is named r-*: the deployed policy is scoped to that.
+        name = record.layer_name
+        return name if name.startswith("r-") else f"r-{name}"
+    return record.spec.packages_layer_name
 
 
 def describe(record: BuildRecord, kind: Kind, manifest: LayerManifest) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -50,3 +51,37 @@ def client(aws: dict[str, Any]) -> Iterator[Client]:
 
     with Client(app) as c:
         yield c
+
+
+class OneCallAtATime:
+    """A boto3 client whose calls run one at a time, each as a whole.
+
+    DynamoDB makes every call atomic, a transaction included. moto does not, under
+    threads: a cancelled transaction puts back a copy of the whole table taken when it
+    began, erasing what other threads wrote meanwhile, and a conditional put checks and
+    writes in separate steps. One lock per call restores the service's guarantee; the
+    overlapping runs still interleave between calls, as Lambdas do.
+    """
+
+    _lock = threading.Lock()
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return call
+
+
+def atomic_store(table_name: str) -> Store:
+    """A Store whose DynamoDB calls are each atomic, as in the real service."""
+    store = Store(table_name)
+    store._ddb = OneCallAtATime(store._ddb)
+    return store

@@ -17,6 +17,7 @@ from chalicelib.models import BuildRequest, BuildStatus, CanaryResult, LayerRef
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
 from chalicelib.submit import submit_build
+from tests.functional.conftest import atomic_store
 
 HEADERS = {"Content-Type": "application/json"}
 
@@ -90,7 +91,9 @@ def test_racing_identical_requests_start_exactly_one_execution(
     settings = get_settings()
 
     def one(_: int) -> tuple[str, bool]:
-        record, created = submit_build(request, store=Store(store.table_name), settings=settings)
+        record, created = submit_build(
+            request, store=atomic_store(store.table_name), settings=settings
+        )
         return record.build_id, created
 
     with ThreadPoolExecutor(max_workers=16) as pool:
@@ -118,7 +121,7 @@ BAD_BODIES = [
     ({"r_version": "4.4.1", "packages": [f"pkg{i}" for i in range(201)]}, "packages"),
     ({"r_version": "4.4.1", "architecture": "sparc"}, "architecture"),
     ({"r_version": "4.4.1", "layer_name": "my layer!"}, "layer_name"),
-    ({"r_version": "4.4.1", "layer_name": "x" * 141}, "layer_name"),
+    ({"r_version": "4.4.1", "layer_name": "x" * 139}, "layer_name"),
     ({"r_version": "4.4.1", "description": "d" * 257}, "description"),
     ([], "body"),
 ]

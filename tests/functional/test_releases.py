@@ -26,6 +26,7 @@ from chalicelib.models import BuildStatus
 from chalicelib.releases import CheckResult, run_release_check
 from chalicelib.settings import get_settings, reset_settings
 from chalicelib.subscriptions import SubscriptionRequest, create_subscription
+from tests.functional.conftest import OneCallAtATime
 
 TIMEOUT_S = 0.5
 # Releases before 4.0.0, in the feed as in the real one, never matter.
@@ -438,40 +439,13 @@ def test_a_build_that_cannot_start_leaves_the_release_for_the_next_run(
 RACERS = 4
 
 
-class _OneCallAtATime:
-    """A boto3 client whose calls run one at a time, each as a whole.
-
-    DynamoDB makes every call atomic, a transaction included. moto does not, under
-    threads: a cancelled transaction puts back a copy of the whole table taken when it
-    began, erasing what other threads wrote meanwhile, and a conditional put checks and
-    writes in separate steps. One lock per call restores the service's guarantee; the
-    overlapping runs still interleave between calls, as Lambdas do.
-    """
-
-    _lock = threading.Lock()
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._client, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return attr(*args, **kwargs)
-
-        return call
-
-
 class AtomicStore(Store):
     """Atomic calls, and every run held at the door of marking a release seen until all
     runs are there: the overlap is certain, not a matter of thread timing."""
 
     def __init__(self, table_name: str, gate: threading.Barrier) -> None:
         super().__init__(table_name)
-        self._ddb = _OneCallAtATime(self._ddb)
+        self._ddb = OneCallAtATime(self._ddb)
         self._gate = gate
 
     def put_new(self, pk: str, data: Any) -> bool:

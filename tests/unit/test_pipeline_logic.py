@@ -15,7 +15,7 @@ from chalicelib.models import BuildRecord, BuildSpec, LayerManifest
 from chalicelib.pipeline import notify
 from chalicelib.pipeline.canary import canary_code, judge, parse_report
 from chalicelib.pipeline.contracts import CaughtError, RecordFailureInput
-from chalicelib.pipeline.publish import describe
+from chalicelib.pipeline.publish import describe, layer_name
 from chalicelib.pipeline.record import failure_info
 from chalicelib.pipeline.runner import build_marker
 from chalicelib.settings import Settings
@@ -240,3 +240,13 @@ def test_the_backend_is_chosen_by_settings() -> None:
 
     assert isinstance(get_backend(Settings(build_backend="codebuild")), CodeBuildBackend)
     assert isinstance(get_backend(Settings(build_backend="local")), LocalBuildBackend)
+
+
+@pytest.mark.parametrize(
+    ("given", "published"),
+    [(None, SPEC.packages_layer_name), ("team-x", "r-team-x"), ("r-team-x", "r-team-x")],
+)
+def test_every_published_layer_is_named_r_dash(given: str | None, published: str) -> None:
+    record = RECORD.model_copy(update={"layer_name": given})
+    assert layer_name(record, "packages") == published
+    assert layer_name(record, "runtime") == SPEC.runtime_layer_name
