@@ -15,6 +15,9 @@ for dir in "$@"; do
       [ -f "$pkg/DESCRIPTION" ] || continue
       rm -rf "$pkg/help" "$pkg/html" "$pkg/doc" "$pkg/tests" "$pkg/po" "$pkg/demo" \
         "$pkg/NEWS" "$pkg/NEWS.md" "$pkg/NEWS.Rd" "$pkg/CITATION"
+      # Indexes of the help pages removed above; library() does not read them.
+      rm -f "$pkg/Meta/Rd.rds" "$pkg/Meta/hsearch.rds" "$pkg/Meta/links.rds" \
+        "$pkg/Meta/vignette.rds" "$pkg/Meta/demo.rds"
     done
     rm -rf "$lib/translations"
   done
@@ -22,5 +25,15 @@ for dir in "$@"; do
   if [ "$dir" = /opt/R ]; then
     rm -rf /opt/R/share/man /opt/R/lib/R/doc /opt/R/lib/pkgconfig /opt/R/lib/R/share/texmf \
       /opt/R/lib/R/library/tcltk
+    # Font metrics: keep the standard PostScript families pdf() and postscript() use by
+    # default (Helvetica, Times, Courier, Symbol, ZapfDingbats); the URW, Computer Modern,
+    # Arial and other optional families are 0.5 MB of the zip. Trade-off: pdf(family =
+    # "Bookman") and the like fail in the layer.
+    find /opt/R/lib/R/library/grDevices/afm -type f -name '*.afm.gz' | while IFS= read -r afm; do
+      case "${afm##*/}" in
+        Helvetica* | Times-* | Courier* | Symbol.afm.gz | ZapfDingbats.afm.gz) ;;
+        *) rm -f "$afm" ;;
+      esac
+    done
   fi
 done

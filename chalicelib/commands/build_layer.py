@@ -122,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
         (args.out / name).unlink(missing_ok=True)  # no stale layer from an earlier build
         if (source_dir / name).is_file():
             shutil.copyfile(source_dir / name, args.out / name)
+    if not args.keep_work:
+        shutil.rmtree(source_dir, ignore_errors=True)  # they live in --out now
     out.print(_sizes_table(args.out, time.monotonic() - started))
     return options.EXIT_OK
 

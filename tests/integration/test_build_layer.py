@@ -191,15 +191,27 @@ def test_the_pipeline_validator_accepts_the_layers(first: Built) -> None:
 
 # -- the layers run -------------------------------------------------------------------------
 def _glibc_only_sandbox(opt: Path) -> list[str]:
-    """bwrap argv: an empty root with only glibc and its loader from this machine (what the
-    Lambda OS is promised to provide), /bin/sh, which, uname and rm (R's utils and tempdir
-    cleanup call them; they need only libc), and the layers at /opt."""
+    """bwrap argv: an empty root with only the libraries of lambda-os-libs.txt from this
+    machine (what the Lambda OS provides: glibc, its loader, libcurl, OpenSSL, zlib, the C++
+    runtime) with what they need in turn, /bin/sh, which, uname and rm (R's utils and
+    tempdir cleanup call them; they need only libc), and the layers at /opt."""
     wanted = {
         line.strip()
         for line in OS_LIBS.read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
     cache = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=True).stdout
+    # The OS carries its libraries' own dependencies (libcurl's TLS stack, say).
+    for line in cache.splitlines()[1:]:
+        name, _, path = line.strip().partition(" => ")
+        if name.split(" ")[0] in wanted and Path(path).exists():
+            wanted |= {
+                dep.split()[0]
+                for dep in subprocess.run(
+                    ["ldd", path], capture_output=True, text=True, check=False
+                ).stdout.splitlines()
+                if "=>" in dep
+            }
     argv = ["bwrap", "--tmpfs", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     seen: set[str] = set()
     for line in cache.splitlines()[1:]:
@@ -230,14 +242,17 @@ def _glibc_only_sandbox(opt: Path) -> list[str]:
     return argv
 
 
-def test_r_and_the_packages_run_with_nothing_but_glibc_from_the_os(opt: Path) -> None:
+def test_r_and_the_packages_run_with_nothing_but_the_lambda_os_libraries(opt: Path) -> None:
     code = (
         "cat(R.version$major, R.version$minor, '\\n');"
         "for (p in c('jsonlite', 'digest', 'R6')) library(p, character.only = TRUE);"
         "cat(digest::digest('rlayer', algo = 'sha256', serialize = FALSE), '\\n');"
         "cat(jsonlite::toJSON(list(lib = .libPaths()), auto_unbox = TRUE), '\\n');"
         "cat(format(solve(matrix(c(2, 1, 1, 3), 2))[1, 1]), '\\n');"
-        "cat(capabilities('libcurl'), '\\n')"
+        "cat(capabilities('libcurl'), '\\n');"
+        # pdf() is the one graphics device a layer has; its default fonts were kept.
+        "f <- tempfile(fileext = '.pdf'); pdf(f); plot(1:3, main = 'rlayer');"
+        "invisible(dev.off()); cat(file.size(f) > 1000, '\\n')"
     )
     # R's binary directly: no bash needed, so the sandbox holds only what Lambda promises.
     done = subprocess.run(
@@ -260,6 +275,7 @@ def test_r_and_the_packages_run_with_nothing_but_glibc_from_the_os(opt: Path) ->
     assert json.loads(lines[2])["lib"] == ["/opt/packages/library", "/opt/R/lib/R/library"]
     assert lines[3].strip() == "0.6"
     assert lines[4].strip() == "TRUE"
+    assert lines[5].strip() == "TRUE"
 
 
 def test_rscript_reports_the_version_under_bwrap_at_opt(opt: Path) -> None:

@@ -87,3 +87,33 @@ def test_a_missing_library_fails_the_build_naming_it(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "libnotthere.so.7" in done.stderr
     assert "/opt/packages/library/foo/libs/foo.so" in done.stderr
+
+
+def test_what_only_an_os_library_needs_is_not_bundled(tmp_path: Path) -> None:
+    opt = tmp_path / "opt"
+    (opt / "R/bin").mkdir(parents=True)
+    curl = opt / "R/bin/curl"
+    shutil.copy2(shutil.which("curl") or "", curl)
+    # libcurl is the OS's (provided.al2023 keeps it): neither it nor the TLS, SSH or
+    # HTTP/2 libraries only it needs belong in the layer.
+    flat = _ldd_names(curl)
+    assert "libcurl.so.4" in flat and len(flat - _os_libs()) > 0
+    listing = tmp_path / "libs.txt"
+    done = _closure(opt, listing, "/opt/R")
+    assert done.returncode == 0, done.stderr
+    assert listing.read_text() == ""
+
+
+def test_dependencies_of_bundled_libraries_are_bundled_too(tmp_path: Path) -> None:
+    opt = tmp_path / "opt"
+    (opt / "R/bin").mkdir(parents=True)
+    tool = opt / "R/bin/tool"
+    shutil.copy2(shutil.which("xz") or "", tool)
+    subprocess.run(["patchelf", "--add-needed", "libgnutls.so.30", str(tool)], check=True)
+    expected = _ldd_names(tool) - _os_libs()
+    # gnutls needs nettle, gmp, ... which the tool itself does not name.
+    assert {"libgnutls.so.30", "libnettle.so.8", "libgmp.so.10"} <= expected
+    listing = tmp_path / "libs.txt"
+    done = _closure(opt, listing, "/opt/R")
+    assert done.returncode == 0, done.stderr
+    assert set(listing.read_text().split()) == expected
