@@ -83,7 +83,10 @@ def _explain(what: str, progress: BuildProgress) -> str:
     if progress.log_url:
         head += f" (log: {progress.log_url})"
     head = head[:HEAD_MAX]
-    tail = "\n".join([line for line in progress.log_tail if line.strip()][-LOG_TAIL_LINES:])
+    # A backend's reason may already quote the log's end: do not repeat those lines.
+    said = progress.reason or ""
+    lines = [line for line in progress.log_tail if line.strip() and line not in said]
+    tail = "\n".join(lines[-LOG_TAIL_LINES:])
     room = MESSAGE_MAX - len(head) - 1
     if tail and room > 0:
         # Keep the end of the tail: the last lines of a build log say why.

@@ -21,9 +21,21 @@ from chalicelib.api.builds import LayersQuery, ListQuery
 from chalicelib.api.responses import request_invalid
 from chalicelib.errors import RequestInvalidError
 from chalicelib.models import Architecture, BuildRequest, BuildStatus
+from chalicelib.subscriptions import SubscriptionNotify, SubscriptionRequest
 
-Subcommand = Literal["build", "status", "list", "layers", "help"]
-SUBCOMMANDS: tuple[Subcommand, ...] = ("build", "status", "list", "layers", "help")
+Subcommand = Literal[
+    "build", "status", "list", "layers", "subscribe", "subscriptions", "unsubscribe", "help"
+]
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    "build",
+    "status",
+    "list",
+    "layers",
+    "subscribe",
+    "subscriptions",
+    "unsubscribe",
+    "help",
+)
 # Where Slack's response_url points (commercial and GovSlack). Checked so that a leaked
 # signing secret cannot make the Notify step POST to arbitrary hosts.
 RESPONSE_URL_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
@@ -167,3 +179,30 @@ def layers_query(args: list[str]) -> LayersQuery:
             _set_once(data, "r_version", word)
     query: LayersQuery = _validated(LayersQuery, data)
     return query
+
+
+def subscription_request(args: list[str], *, channel_id: str, team_id: str) -> SubscriptionRequest:
+    """``subscribe jsonlite data.table [x86_64] [arm64]``: results go to this channel."""
+    packages: list[str] = []
+    architectures: list[str] = []
+    for word in args:
+        if word.lower() in _ARCHITECTURES:
+            architectures.append(word.lower())
+        else:
+            packages += [p for p in word.split(",") if p]
+    data: dict[str, Any] = {
+        "packages": packages,
+        "notify": SubscriptionNotify(channel_id=channel_id, team_id=team_id),
+    }
+    if architectures:
+        data["architectures"] = architectures
+    request: SubscriptionRequest = _validated(SubscriptionRequest, data)
+    return request
+
+
+def subscription_id(args: list[str]) -> str:
+    if len(args) != 1 or not _BUILD_ID_RE.match(args[0]):
+        raise RequestInvalidError(
+            "subscription_id: give exactly one subscription id", field="subscription_id"
+        )
+    return args[0]

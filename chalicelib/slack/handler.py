@@ -19,6 +19,11 @@ from chalicelib.slack import commands, messages
 from chalicelib.slack.commands import SlashCommand
 from chalicelib.slack.config import SlackConfig
 from chalicelib.submit import submit_build
+from chalicelib.subscriptions import (
+    create_subscription,
+    delete_subscription,
+    list_subscriptions,
+)
 
 LAYERS_SHOWN = 10
 
@@ -85,4 +90,20 @@ def _dispatch(command: SlashCommand, *, store: Store, settings: Settings) -> dic
             and (not layers.architecture or record.spec.architecture is layers.architecture)
         ]
         return messages.layer_list(matching, shown=LAYERS_SHOWN)
+    if parsed.name == "subscribe":
+        wanted = commands.subscription_request(
+            parsed.args, channel_id=command.channel_id, team_id=command.team_id
+        )
+        subscription = create_subscription(
+            store, wanted, source="slack", created_by=command.user_id
+        )
+        return messages.subscribed(subscription, command.command)
+    if parsed.name == "subscriptions":
+        subscriptions, _ = list_subscriptions(store, limit=LAYERS_SHOWN, token=None)
+        return messages.subscription_list(subscriptions)
+    if parsed.name == "unsubscribe":
+        removed = delete_subscription(store, commands.subscription_id(parsed.args))
+        return messages.ephemeral(
+            f":wave: subscription `{messages.escape(removed.subscription_id)}` removed"
+        )
     return messages.ephemeral(messages.help_text(command.command))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.models import BuildRecord, BuildStatus, LayerRef
+from chalicelib.subscriptions import Subscription
 
 # Slack renders a text over ~40k characters truncated; stay well below it.
 MAX_TEXT = 3900
@@ -37,6 +38,9 @@ def help_text(command: str = "/rlayer") -> str:
             f"`{c} status BUILD_ID` where a build is",
             f"`{c} list [STATUS] [N]` the latest builds",
             f"`{c} layers [4.4.1] [arm64]` proven layers, ready to use",
+            f"`{c} subscribe jsonlite data.table [x86_64] [arm64]` rebuild on every new R "
+            "release, results in this channel",
+            f"`{c} subscriptions` and `{c} unsubscribe SUBSCRIPTION_ID`",
             f"`{c} help` this text",
         ]
     )
@@ -163,3 +167,23 @@ def layer_list(records: list[BuildRecord], *, shown: int) -> dict[str, Any]:
     if len(records) > shown:
         lines.append(f"… and {len(records) - shown} more; narrow by version or architecture.")
     return ephemeral("\n".join(lines))
+
+
+def _subscription_line(subscription: Subscription) -> str:
+    packages = ", ".join(escape(p) for p in subscription.packages) or "no packages"
+    arches = ", ".join(a.value for a in subscription.architectures)
+    return f"`{escape(subscription.subscription_id)}` {packages} ({arches})"
+
+
+def subscribed(subscription: Subscription, command: str) -> dict[str, Any]:
+    return ephemeral(
+        f":bell: subscribed: {_subscription_line(subscription)}. Every new R release builds "
+        f"it and reports here. `{escape(command)} unsubscribe "
+        f"{escape(subscription.subscription_id)}` stops it."
+    )
+
+
+def subscription_list(subscriptions: list[Subscription]) -> dict[str, Any]:
+    if not subscriptions:
+        return ephemeral("No subscriptions yet.")
+    return ephemeral("\n".join(_subscription_line(s) for s in subscriptions))

@@ -261,7 +261,7 @@ def test_unknown_subcommands_and_malformed_arguments_get_help(
 def test_help_and_empty_text_show_every_subcommand(client: Client, slack: None) -> None:
     for text in ("help", ""):
         reply = command(client, text, command="/rl")
-        for sub in ("build", "status", "list", "layers", "help"):
+        for sub in ("build", "status", "list", "layers", "subscribe", "subscriptions", "help"):
             assert f"`/rl {sub}" in reply["text"]
 
 
@@ -434,3 +434,27 @@ def test_only_form_bodies_are_accepted(client: Client, slack: None) -> None:
         "/slack/commands", headers={**sign(body), "Content-Type": "application/json"}, body=body
     )
     assert resp.status_code == 415
+
+
+def test_subscribe_list_and_unsubscribe_from_a_channel(
+    client: Client, slack: None, store: Store
+) -> None:
+    from chalicelib.subscriptions import iter_subscriptions
+
+    reply = command(client, "subscribe jsonlite, data.table arm64", channel_id="C42")
+    assert reply["text"].startswith(":bell: subscribed")
+    (subscription,) = list(iter_subscriptions(store))
+    assert subscription.packages == ["data.table", "jsonlite"]
+    assert [a.value for a in subscription.architectures] == ["arm64"]
+    assert subscription.notify is not None and subscription.notify.channel_id == "C42"
+    assert subscription.source == "slack" and subscription.created_by == "U2147483697"
+    assert subscription.subscription_id in command(client, "subscriptions")["text"]
+
+    bad = command(client, "subscribe 'x;rm'")
+    assert "packages" in bad["text"] and len(list(iter_subscriptions(store))) == 1
+
+    gone = command(client, f"unsubscribe {subscription.subscription_id}")
+    assert subscription.subscription_id in gone["text"]
+    assert list(iter_subscriptions(store)) == []
+    assert command(client, "subscriptions")["text"] == "No subscriptions yet."
+    assert command(client, "unsubscribe sub-000000000000")["text"].startswith(":mag:")

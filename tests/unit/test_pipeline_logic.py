@@ -250,3 +250,17 @@ def test_every_published_layer_is_named_r_dash(given: str | None, published: str
     record = RECORD.model_copy(update={"layer_name": given})
     assert layer_name(record, "packages") == published
     assert layer_name(record, "runtime") == SPEC.runtime_layer_name
+
+
+def test_a_failure_message_does_not_repeat_log_lines_the_reason_quotes() -> None:
+    from chalicelib.builders.base import BuildProgress
+    from chalicelib.pipeline.check import _explain
+
+    progress = BuildProgress(
+        state=BuildState.FAILED,
+        reason="step install-packages failed:\nERROR: package 'nope' is not available",
+        log_tail=["installing nope", "ERROR: package 'nope' is not available"],
+    )
+    message = _explain("the build failed", progress)
+    assert message.count("is not available") == 1
+    assert "installing nope" in message
