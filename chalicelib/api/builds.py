@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chalicelib.api import context
 from chalicelib.api.responses import http_errors, json_response
+from chalicelib.catalog import proven_builds
 from chalicelib.models import Architecture, BuildRecord, BuildRequest, BuildStatus, parse_r_version
 from chalicelib.observability import bind_build
 from chalicelib.submit import submit_build
@@ -84,12 +85,10 @@ def list_builds() -> Response:
 def list_layers() -> Response:
     query = LayersQuery.model_validate(builds.current_request.query_params or {})
     catalog = []
-    for record in context.store().iter_builds(BuildStatus.SUCCEEDED):
+    for record in proven_builds(
+        context.store(), r_version=query.r_version, architecture=query.architecture
+    ):
         spec = record.spec
-        if query.r_version and spec.r_version != query.r_version:
-            continue
-        if query.architecture and spec.architecture is not query.architecture:
-            continue
         catalog.append(
             {
                 "build_id": record.build_id,

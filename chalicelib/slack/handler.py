@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.aws.store import Store
+from chalicelib.catalog import proven_builds
 from chalicelib.errors import NotFoundError, RequestInvalidError, RLayerError
-from chalicelib.models import BuildStatus, NotifyTarget
+from chalicelib.models import NotifyTarget
 from chalicelib.observability import bind_build, logger
 from chalicelib.settings import Settings
 from chalicelib.slack import commands, messages
@@ -83,12 +84,9 @@ def _dispatch(command: SlashCommand, *, store: Store, settings: Settings) -> dic
         return messages.build_list(records)
     if parsed.name == "layers":
         layers = commands.layers_query(parsed.args)
-        matching = [
-            record
-            for record in store.iter_builds(BuildStatus.SUCCEEDED)
-            if (not layers.r_version or record.spec.r_version == layers.r_version)
-            and (not layers.architecture or record.spec.architecture is layers.architecture)
-        ]
+        matching = proven_builds(
+            store, r_version=layers.r_version, architecture=layers.architecture
+        )
         return messages.layer_list(matching, shown=LAYERS_SHOWN)
     if parsed.name == "subscribe":
         wanted = commands.subscription_request(

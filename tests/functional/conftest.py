@@ -13,6 +13,7 @@ from chalice.test import Client
 from moto import mock_aws
 
 from chalicelib.aws.store import Store, table_definition
+from chalicelib.models import BuildStatus, CanaryResult, LayerRef
 
 TABLE = "rlayer-test-builds"
 BUCKET = "rlayer-test-artifacts"
@@ -85,3 +86,31 @@ def atomic_store(table_name: str) -> Store:
     store = Store(table_name)
     store._ddb = OneCallAtATime(store._ddb)
     return store
+
+
+def mark_succeeded(
+    store: Store, build_id: str, arn: str, *, zipped_bytes: int = 1, unzipped_bytes: int = 2
+) -> None:
+    """Walk a build through every step to SUCCEEDED with one runtime layer and a canary."""
+    for status in (
+        BuildStatus.BUILDING,
+        BuildStatus.VALIDATING,
+        BuildStatus.PUBLISHING,
+        BuildStatus.TESTING,
+    ):
+        store.transition(build_id, status)
+    layer = LayerRef(
+        kind="runtime",
+        name="r-4_4_1-x86_64",
+        arn=arn,
+        version=1,
+        sha256="0" * 64,
+        zipped_bytes=zipped_bytes,
+        unzipped_bytes=unzipped_bytes,
+    )
+    canary = CanaryResult(r_version="4.4.1", packages={"jsonlite": "1.8.9"})
+    store.transition(
+        build_id,
+        BuildStatus.SUCCEEDED,
+        {"layers": [layer.model_dump()], "canary": canary.model_dump()},
+    )

@@ -13,11 +13,11 @@ import pytest
 from chalice.test import Client
 
 from chalicelib.aws.store import Store
-from chalicelib.models import BuildRequest, BuildStatus, CanaryResult, LayerRef
+from chalicelib.models import BuildRequest, BuildStatus
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
 from chalicelib.submit import submit_build
-from tests.functional.conftest import atomic_store
+from tests.functional.conftest import atomic_store, mark_succeeded
 
 HEADERS = {"Content-Type": "application/json"}
 
@@ -197,39 +197,12 @@ def test_bad_list_queries_get_400(client: Client, query: str, field: str) -> Non
     assert json.loads(resp.body)["field"] == field
 
 
-def _succeed(store: Store, build_id: str, arn: str) -> None:
-    for status in (
-        BuildStatus.BUILDING,
-        BuildStatus.VALIDATING,
-        BuildStatus.PUBLISHING,
-        BuildStatus.TESTING,
-    ):
-        store.transition(build_id, status)
-    layer = LayerRef(
-        kind="runtime",
-        name="r-4_4_1-x86_64",
-        arn=arn,
-        version=1,
-        sha256="0" * 64,
-        zipped_bytes=1,
-        unzipped_bytes=2,
-    )
-    store.transition(
-        build_id,
-        BuildStatus.SUCCEEDED,
-        {
-            "layers": [layer.model_dump()],
-            "canary": CanaryResult(r_version="4.4.1", packages={"jsonlite": "1.8.9"}).model_dump(),
-        },
-    )
-
-
 def test_layers_catalog_lists_only_proven_layers(client: Client, store: Store) -> None:
     _, good = post(client, {"r_version": "4.4.1", "packages": ["jsonlite"]})
     _, arm = post(client, {"r_version": "4.4.1", "architecture": "arm64"})
     post(client, {"r_version": "4.3.2"})  # still queued: not in the catalog
-    _succeed(store, good["build_id"], "arn:aws:lambda:us-east-1:123456789012:layer:a:1")
-    _succeed(store, arm["build_id"], "arn:aws:lambda:us-east-1:123456789012:layer:b:1")
+    mark_succeeded(store, good["build_id"], "arn:aws:lambda:us-east-1:123456789012:layer:a:1")
+    mark_succeeded(store, arm["build_id"], "arn:aws:lambda:us-east-1:123456789012:layer:b:1")
     catalog = json.loads(client.http.get("/layers?r_version=4.4.1&architecture=x86_64").body)
     assert [entry["build_id"] for entry in catalog["layers"]] == [good["build_id"]]
     assert catalog["layers"][0]["layer_arns"] == ["arn:aws:lambda:us-east-1:123456789012:layer:a:1"]

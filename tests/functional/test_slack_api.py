@@ -20,10 +20,11 @@ from chalice.test import Client
 
 from chalicelib.aws import secrets
 from chalicelib.aws.store import Store
-from chalicelib.models import BuildStatus, CanaryResult, LayerRef
+from chalicelib.models import BuildStatus
 from chalicelib.settings import get_settings, reset_settings
 from chalicelib.slack.config import slack_config
 from chalicelib.slack.messages import escape
+from tests.functional.conftest import mark_succeeded
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 HOOK = "https://hooks.slack.com/commands/T0001/1234/abcd"
@@ -144,40 +145,13 @@ def test_slack_and_http_share_de_duplication(
     assert len(executions(aws["state_machine_arn"])) == 2
 
 
-def _succeed(store: Store, build_id: str, arn: str) -> None:
-    for status in (
-        BuildStatus.BUILDING,
-        BuildStatus.VALIDATING,
-        BuildStatus.PUBLISHING,
-        BuildStatus.TESTING,
-    ):
-        store.transition(build_id, status)
-    layer = LayerRef(
-        kind="runtime",
-        name="r-4_4_1-x86_64",
-        arn=arn,
-        version=1,
-        sha256="0" * 64,
-        zipped_bytes=14155776,
-        unzipped_bytes=20971520,
-    )
-    store.transition(
-        build_id,
-        BuildStatus.SUCCEEDED,
-        {
-            "layers": [layer.model_dump()],
-            "canary": CanaryResult(r_version="4.4.1", packages={"jsonlite": "1.8.9"}).model_dump(),
-        },
-    )
-
-
 def test_a_built_spec_answers_with_its_arns_at_once(
     client: Client, slack: None, aws: dict[str, Any], store: Store
 ) -> None:
     command(client, "build 4.4.1 jsonlite")
     [record] = builds(store)
     arn = "arn:aws:lambda:us-east-1:123456789012:layer:r-4_4_1-x86_64:1"
-    _succeed(store, record.build_id, arn)
+    mark_succeeded(store, record.build_id, arn, zipped_bytes=14155776, unzipped_bytes=20971520)
     reply = command(client, "build 4.4.1 jsonlite")
     assert "already built" in reply["text"]
     assert f"```{arn}```" in reply["text"]
@@ -271,7 +245,7 @@ def test_status_list_and_layers(client: Client, slack: None, store: Store) -> No
         for text in ("build 4.4.1 jsonlite", "build 4.4.1 arm64", "build 4.3.2")
     )
     arn = "arn:aws:lambda:us-east-1:123456789012:layer:r-4_4_1-x86_64:7"
-    _succeed(store, old, arn)
+    mark_succeeded(store, old, arn, zipped_bytes=14155776, unzipped_bytes=20971520)
     store.transition(
         new,
         BuildStatus.FAILED,
