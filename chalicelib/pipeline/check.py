@@ -82,16 +82,16 @@ def _explain(what: str, progress: BuildProgress) -> str:
     head = what + (f": {progress.reason}" if progress.reason else "")
     if progress.log_url:
         head += f" (log: {progress.log_url})"
-    head = head[:HEAD_MAX]
     # A backend's reason may already quote the log's end: do not repeat those lines.
-    said = progress.reason or ""
-    lines = [line for line in progress.log_tail if line.strip() and line not in said]
-    tail = "\n".join(lines[-LOG_TAIL_LINES:])
-    room = MESSAGE_MAX - len(head) - 1
-    if tail and room > 0:
-        # Keep the end of the tail: the last lines of a build log say why.
-        head += "\n" + (tail if len(tail) <= room else "…" + tail[-(room - 1) :])
-    return head
+    lines = [line for line in progress.log_tail if line.strip() and line not in head]
+    first, _, rest = head.partition("\n")
+    first = first[:HEAD_MAX]
+    body = "\n".join(part for part in (rest, *lines[-LOG_TAIL_LINES:]) if part)
+    room = MESSAGE_MAX - len(first) - 2
+    if body and room > 0:
+        # Keep the end: the last lines of a build log say why.
+        first += "\n" + (body if len(body) <= room else "…" + body[-(room - 1) :])
+    return first
 
 
 check_handler = task("CheckBuild", TaskInput, run_check)
