@@ -11,7 +11,7 @@ from chalicelib.api.builds import builds
 from chalicelib.api.releases import releases
 from chalicelib.api.slack import slack
 from chalicelib.api.subscriptions import subscriptions
-from chalicelib.observability import logger, metrics
+from chalicelib.observability import logger, metrics, tracer
 from chalicelib.pipeline import HANDLERS as TASKS
 from chalicelib.releases import run_release_check, schedule_rate_hours
 
@@ -86,6 +86,7 @@ def observability(event: Any, get_response: Any) -> Any:
     # A fresh log context per event: keys (the build id) never leak between invocations.
     logger.clear_state()
     try:
-        return get_response(event)
+        with tracer.provider.in_subsegment(f"## {type(event).__name__}"):
+            return get_response(event)
     finally:
         metrics.flush_metrics(raise_on_empty_metrics=False)

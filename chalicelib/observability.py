@@ -14,3 +14,5 @@ metrics = Metrics(namespace="rlayer", service=SERVICE)
 def bind_build(build_id: str) -> None:
     """Every log line from here on in this invocation carries the build id."""
     logger.append_keys(build_id=build_id)
+    # And every trace segment of it can be found by the build id (X-Ray annotation).
+    tracer.put_annotation(key="build_id", value=build_id)
