@@ -210,6 +210,19 @@ class NotifyTarget(BaseModel):
     channel_id: str | None = None
     team_id: str | None = None
     user_id: str | None = None
+    # When this requester asked (watchers of a de-duplicated build); the response_url's
+    # 30 minutes run from here. None: the build's own created_at.
+    requested_at: str | None = None
+
+    def same_requester(self, other: NotifyTarget) -> bool:
+        """The same person in the same place: a repeated command is told once."""
+        if self.channel_id or other.channel_id:
+            return (self.team_id, self.channel_id, self.user_id) == (
+                other.team_id,
+                other.channel_id,
+                other.user_id,
+            )
+        return self.response_url == other.response_url
 
 
 class LayerRef(BaseModel):
@@ -263,7 +276,12 @@ class BuildRecord(BaseModel):
     canary: CanaryResult | None = None
     error: ErrorInfo | None = None
     notify: NotifyTarget | None = None
+    # Later requesters of the same spec, answered with this build: told when it ends too.
+    watchers: list[NotifyTarget] = Field(default_factory=list)
     subscription_id: str | None = None
+
+    def notify_targets(self) -> list[NotifyTarget]:
+        return [t for t in (self.notify, *self.watchers) if t is not None]
 
     @model_validator(mode="after")
     def _first_step(self) -> BuildRecord:

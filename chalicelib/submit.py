@@ -14,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.aws import stepfunctions
 from chalicelib.aws.store import Store
-from chalicelib.errors import ConflictError, NotFoundError, RLayerError
+from chalicelib.errors import ConflictError, NotFoundError, RLayerError, TransitionRejectedError
 from chalicelib.models import (
     BuildRecord,
     BuildRequest,
@@ -22,6 +22,7 @@ from chalicelib.models import (
     ErrorInfo,
     NotifyTarget,
     Source,
+    utcnow,
 )
 from chalicelib.observability import bind_build, logger, metrics
 from chalicelib.settings import Settings
@@ -57,7 +58,7 @@ def submit_build(
                     existing = None
                 if existing is not None and existing.status is not BuildStatus.FAILED:
                     logger.info("duplicate spec", extra={"existing_build_id": existing_id})
-                    return existing, False
+                    return _watch(existing, notify, store=store), False
                 stale = existing_id
         build_id = new_build_id()
         record = BuildRecord(
@@ -78,6 +79,22 @@ def submit_build(
             continue
         return _start(record, store=store, settings=settings), True
     raise ConflictError("this spec is being requested concurrently; try again")
+
+
+def _watch(record: BuildRecord, notify: NotifyTarget | None, *, store: Store) -> BuildRecord:
+    """Add this requester to those told when the running build ends; return the record."""
+    if notify is None or record.status.is_final:
+        return record
+    if any(t.same_requester(notify) for t in record.notify_targets()):
+        return record
+    try:
+        return store.add_watcher(
+            record.build_id, notify.model_copy(update={"requested_at": utcnow()})
+        )
+    except TransitionRejectedError:
+        # It ended meanwhile (the answer then carries the result) or has enough watchers.
+        logger.info("watcher not added", extra={"existing_build_id": record.build_id})
+        return store.get_build(record.build_id)
 
 
 def _start(record: BuildRecord, *, store: Store, settings: Settings) -> BuildRecord:

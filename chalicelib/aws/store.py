@@ -24,10 +24,12 @@ from chalicelib.errors import (
     RequestInvalidError,
     TransitionRejectedError,
 )
-from chalicelib.models import BuildRecord, BuildStatus, utcnow
+from chalicelib.models import BuildRecord, BuildStatus, NotifyTarget, utcnow
 
 BY_TIME = "by_time"
 BY_STATUS = "by_status"
+# Later requesters remembered per build: bounds the item (DynamoDB's limit is 400 KB).
+MAX_WATCHERS = 50
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -293,6 +295,32 @@ class Store:
             names=names,
             values=values,
             rejected=f"cannot move to {to.value}",
+        )
+
+    def add_watcher(self, build_id: str, target: NotifyTarget) -> BuildRecord:
+        """Remember one more requester to tell when a build that is not final ends.
+
+        Conditional on the build not being final yet: Notify reads the record after the
+        final transition, so a watcher written before it is always told. Raises
+        TransitionRejectedError when the build has ended (or holds MAX_WATCHERS already).
+        """
+        final = [s.value for s in BuildStatus if s.is_final]
+        return self._update(
+            build_id,
+            update="SET watchers = list_append(if_not_exists(watchers, :none), :w), "
+            "updated_at = :now",
+            condition="attribute_exists(pk) AND NOT #status IN (:f0, :f1) "
+            "AND (attribute_not_exists(watchers) OR size(watchers) < :max)",
+            names={"#status": "status"},
+            values={
+                ":none": [],
+                ":w": [target.model_dump()],
+                ":now": utcnow(),
+                ":f0": final[0],
+                ":f1": final[1],
+                ":max": MAX_WATCHERS,
+            },
+            rejected="no more watchers are taken",
         )
 
     def update_build(

@@ -147,7 +147,8 @@ def duplicate(record: BuildRecord, command: str) -> dict[str, Any]:
     return ephemeral(
         f":recycle: This exact spec is already being built: build "
         f"`{escape(record.build_id)}` is {record.status.value}. "
-        f"`{escape(command)} status {escape(record.build_id)}` shows where it is."
+        f"`{escape(command)} status {escape(record.build_id)}` shows where it is; "
+        "you will be told here when it ends."
     )
 
 

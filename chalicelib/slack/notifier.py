@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
 from chalicelib.errors import RLayerError, SlackPostError
-from chalicelib.models import BuildRecord
+from chalicelib.models import BuildRecord, NotifyTarget
 from chalicelib.observability import logger
 from chalicelib.settings import Settings, get_settings
 from chalicelib.slack.config import slack_config
@@ -29,27 +29,43 @@ TIMEOUT_S = 3
 
 
 def notify_slack(record: BuildRecord) -> None:
-    """Post the final message for a build requested from Slack; log, never raise."""
-    target = record.notify
-    if target is None or not (target.response_url or target.channel_id):
-        return
-    try:
-        via = deliver(record, settings=get_settings())
-    except Exception:  # a Slack outage or bad config must never fail the build
-        logger.exception("slack notification failed", extra={"build_id": record.build_id})
-        return
-    logger.info("slack notified", extra={"build_id": record.build_id, "via": via})
+    """Post the final message to everyone who asked from Slack; log, never raise.
+
+    The first requester and every watcher (a later request answered with this build) are
+    told separately, so one dead response_url does not silence the others.
+    """
+    for target in record.notify_targets():
+        if not (target.response_url or target.channel_id):
+            continue
+        try:
+            via = deliver(record, settings=get_settings(), target=target)
+        except Exception:  # a Slack outage or bad config must never fail the build
+            logger.exception(
+                "slack notification failed",
+                extra={"build_id": record.build_id, "channel_id": target.channel_id},
+            )
+            continue
+        logger.info("slack notified", extra={"build_id": record.build_id, "via": via})
 
 
-def deliver(record: BuildRecord, *, settings: Settings, now: datetime | None = None) -> str:
-    """Post the message; return how (``response_url`` or ``chat.postMessage``) or raise."""
-    target = record.notify
+def deliver(
+    record: BuildRecord,
+    *,
+    settings: Settings,
+    now: datetime | None = None,
+    target: NotifyTarget | None = None,
+) -> str:
+    """Post the message to ``target`` (default: the first requester); return how, or raise.
+
+    How is ``response_url`` or ``chat.postMessage``.
+    """
+    target = target or record.notify
     if target is None:
         raise SlackPostError("the build has no Slack target")
     text = record_text(record, mention=target.user_id)
     failures: list[str] = []
     now = now or datetime.now(UTC)
-    age = now - datetime.fromisoformat(record.created_at)
+    age = now - datetime.fromisoformat(target.requested_at or record.created_at)
     if target.response_url and age < RESPONSE_URL_LIFETIME:
         try:
             resp = WebhookClient(target.response_url, timeout=TIMEOUT_S).send_dict(

@@ -226,6 +226,24 @@ def test_first_run_is_a_baseline_then_each_new_release_builds_every_subscription
     assert len(executions(aws["state_machine_arn"])) == 3
 
 
+def test_subscriptions_with_the_same_spec_share_one_build_and_both_channels_hear(
+    client: Client, feed: FeedServer, store: Store, aws: dict[str, Any]
+) -> None:
+    first = subscribe(store, ["jsonlite"], ["x86_64"], notify={"channel_id": "C000000AAA"})
+    second = subscribe(store, ["jsonlite"], ["x86_64"], notify={"channel_id": "C000000BBB"})
+    feed.serve(feed_of("4.4.1"))
+    scheduled(client)
+    feed.serve(feed_of("4.4.1", "4.4.2"))
+    [release] = scheduled(client)["releases"]
+    by_subscription = {b["subscription_id"]: b for b in release["builds"]}
+    assert by_subscription[first]["build_id"] == by_subscription[second]["build_id"]
+    assert sorted(b["created"] for b in release["builds"]) == [False, True]
+    record = store.get_build(by_subscription[first]["build_id"])
+    channels = [t.channel_id for t in record.notify_targets()]
+    assert sorted(channels) == ["C000000AAA", "C000000BBB"]
+    assert len(executions(aws["state_machine_arn"])) == 1
+
+
 def test_several_releases_since_the_last_run_build_in_release_order(
     feed: FeedServer, store: Store, aws: dict[str, Any]
 ) -> None:

@@ -120,7 +120,9 @@ def test_build_answers_with_the_build_id_and_records_where_to_notify(
         "channel_id": "C2147483705",
         "team_id": "T0001",
         "user_id": "U2147483697",
+        "requested_at": None,
     }
+    assert record.watchers == []
     assert [e["name"] for e in executions(aws["state_machine_arn"])] == [record.build_id]
 
 
@@ -143,6 +145,35 @@ def test_slack_and_http_share_de_duplication(
     forced = command(client, "build 4.4.1 jsonlite digest --force")
     assert forced["text"].startswith(":rocket:")
     assert len(executions(aws["state_machine_arn"])) == 2
+
+
+def test_later_requesters_of_a_running_build_are_told_when_it_ends(
+    client: Client, slack: None, aws: dict[str, Any], store: Store
+) -> None:
+    queued_id(command(client, "build 4.4.1 jsonlite"))
+    [record] = builds(store)
+    other_hook = "https://hooks.slack.com/commands/T0001/5678/efgh"
+    again = command(client, "build 4.4.1 jsonlite", user_id="U0000000002", response_url=other_hook)
+    assert again["text"].startswith(":recycle:")
+    assert "you will be told here when it ends" in again["text"]
+    # The same people asking again, or a subscription's channel, add nobody twice.
+    command(client, "build 4.4.1 jsonlite")
+    command(client, "build 4.4.1 jsonlite", user_id="U0000000002", response_url=other_hook)
+    watchers = store.get_build(record.build_id).watchers
+    assert [(w.user_id, w.response_url) for w in watchers] == [("U0000000002", other_hook)]
+    assert watchers[0].requested_at is not None
+    assert watchers[0].requested_at >= record.created_at
+    assert len(executions(aws["state_machine_arn"])) == 1
+
+
+def test_a_requester_of_an_ended_build_gets_the_result_and_is_not_a_watcher(
+    client: Client, slack: None, store: Store
+) -> None:
+    build_id = queued_id(command(client, "build 4.4.1 jsonlite"))
+    mark_succeeded(store, build_id, "arn:aws:lambda:us-east-1:123456789012:layer:r-4_4_1-x86_64:1")
+    reply = command(client, "build 4.4.1 jsonlite", user_id="U0000000002")
+    assert reply["text"].startswith("This exact spec was already built")
+    assert store.get_build(build_id).watchers == []
 
 
 def test_a_built_spec_answers_with_its_arns_at_once(

@@ -298,6 +298,56 @@ def test_notify_step_posts_the_result_to_the_requesting_channel(
     assert "*Canary:* R 4.4.1 · data.table 1.15.4, jsonlite 1.8.9" in text
 
 
+def test_notify_step_tells_every_requester_even_when_one_post_fails(
+    client: Client, slack: None, store: Store, fake_slack: FakeSlack
+) -> None:
+    build_id = _request_from_slack(client, store, fake_slack, "build 4.4.1 jsonlite data.table")
+    # Two more people ask for the same spec while it builds; the first of them from a
+    # response_url that now fails.
+    for user, path in (("U0000000002", "/commands/T/2/dead"), ("U0000000003", "/commands/T/3/y")):
+        command(client, "build 4.4.1 data.table jsonlite", user_id=user)
+        fake_slack.answers[path] = (500, {}) if path.endswith("dead") else (200, {})
+        watchers = store.get_build(build_id).watchers
+        store.update_build(
+            build_id,
+            {
+                "watchers": [
+                    w.model_dump()
+                    if w.user_id != user
+                    else w.model_copy(
+                        update={"response_url": f"{fake_slack.url}{path}"}
+                    ).model_dump()
+                    for w in watchers
+                ]
+            },
+            expect=BuildStatus.QUEUED,
+        )
+    _finish(store, build_id)
+    result = client.lambda_.invoke("notify", {"build_id": build_id})
+    assert result.payload == {"status": "SUCCEEDED"}
+    assert fake_slack.paths() == ["/commands/T/1/x", "/commands/T/2/dead", "/commands/T/3/y"]
+    mentions = [r["body"]["text"].split(" build `")[0] for r in fake_slack.requests]
+    assert mentions == [
+        ":white_check_mark: <@U2147483697>",
+        ":white_check_mark: <@U0000000002>",
+        ":white_check_mark: <@U0000000003>",
+    ]
+
+
+def test_a_watchers_response_url_lifetime_runs_from_its_own_request(
+    fake_slack: FakeSlack, bot: None
+) -> None:
+    rec = record(BuildStatus.SUCCEEDED, response_url=None, age=timedelta(hours=2))
+    watcher = NotifyTarget(
+        response_url=f"{fake_slack.url}/hook/late",
+        channel_id="C0002",
+        user_id="U0000000002",
+        requested_at=(datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
+    )
+    assert deliver(rec, settings=get_settings(), target=watcher) == "response_url"
+    assert fake_slack.paths() == ["/hook/late"]
+
+
 @pytest.mark.parametrize("failure", ["http 500", "connection refused"])
 def test_a_posting_failure_leaves_the_build_succeeded(
     client: Client,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.aws.store import Store
+from chalicelib.aws.store import MAX_WATCHERS, Store
 from chalicelib.errors import NotFoundError, TransitionRejectedError
-from chalicelib.models import BuildRecord, BuildSpec, BuildStatus
+from chalicelib.models import BuildRecord, BuildSpec, BuildStatus, NotifyTarget
 
 
 def _new(
@@ -82,3 +82,20 @@ def test_updates_expect_the_current_status(store: Store) -> None:
 def test_unknown_build_is_not_found(store: Store) -> None:
     with pytest.raises(NotFoundError):
         store.transition("nope", BuildStatus.BUILDING)
+
+
+def test_watchers_are_added_only_while_the_build_runs_and_are_bounded(store: Store) -> None:
+    record = _new(store)
+    for i in range(MAX_WATCHERS):
+        store.add_watcher(record.build_id, NotifyTarget(channel_id="C1", user_id=f"U{i}"))
+    with pytest.raises(TransitionRejectedError, match="no more watchers"):
+        store.add_watcher(record.build_id, NotifyTarget(channel_id="C1", user_id="U-late"))
+    assert len(store.get_build(record.build_id).watchers) == MAX_WATCHERS
+
+    ended = _new(store, "20260101T000000-00000002", force=True)
+    store.transition(ended.build_id, BuildStatus.FAILED)
+    with pytest.raises(TransitionRejectedError, match="FAILED"):
+        store.add_watcher(ended.build_id, NotifyTarget(channel_id="C1", user_id="U1"))
+    assert store.get_build(ended.build_id).watchers == []
+    with pytest.raises(NotFoundError):
+        store.add_watcher("20260101T000000-0000dead", NotifyTarget(channel_id="C1"))
