@@ -29,6 +29,8 @@ because Lambda reports an unhandled exception's class name as its ``errorType``.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class RLayerError(Exception):
     """Base of every error rlayer raises on purpose."""
@@ -123,3 +125,16 @@ class PublishError(PipelineError):
 
 class CanaryFailedError(PipelineError):
     pass
+
+
+def request_invalid(exc: ValidationError, *, prefix: str = "") -> RequestInvalidError:
+    """The first pydantic error as our error, naming the field (``body`` for bad JSON)."""
+    first = exc.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "body"
+    if first["type"] == "json_invalid":
+        return RequestInvalidError(f"the body is not valid JSON: {first['msg']}", field="body")
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "is not a known field"
+    field = f"{prefix}{loc}"
+    return RequestInvalidError(f"{field}: {message}", field=field)

@@ -10,7 +10,7 @@ from typing import Any, ParamSpec, TypeVar
 from chalice.app import Response
 from pydantic import BaseModel, ValidationError
 
-from chalicelib.errors import RequestInvalidError, RLayerError
+from chalicelib.errors import RLayerError, request_invalid
 from chalicelib.observability import logger
 
 P = ParamSpec("P")
@@ -23,19 +23,6 @@ def json_response(body: Any, status: int = 200) -> Response:
     if isinstance(body, BaseModel):
         body = body.model_dump(mode="json")
     return Response(body=json.dumps(body), status_code=status, headers=JSON_HEADERS)
-
-
-def request_invalid(exc: ValidationError, *, prefix: str = "") -> RequestInvalidError:
-    """The first pydantic error as our error, naming the field (``body`` for bad JSON)."""
-    first = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "body"
-    if first["type"] == "json_invalid":
-        return RequestInvalidError(f"the body is not valid JSON: {first['msg']}", field="body")
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "is not a known field"
-    field = f"{prefix}{loc}"
-    return RequestInvalidError(f"{field}: {message}", field=field)
 
 
 def http_errors(fn: Callable[P, T]) -> Callable[P, T | Response]:

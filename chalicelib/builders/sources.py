@@ -35,6 +35,11 @@ def cache_dir() -> Path:
     return Path(xdg) / "rlayer"
 
 
+def default_data_dir() -> Path:
+    """Where `rlayer serve` keeps builds and logs (cleared when a stack starts)."""
+    return cache_dir() / "local"
+
+
 def _read_env_file(path: Path) -> dict[str, str]:
     values: dict[str, str] = {}
     for line in path.read_text().splitlines():

@@ -8,10 +8,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from chalicelib.api.responses import request_invalid
 from chalicelib.client import options
 from chalicelib.client.progress import follow
 from chalicelib.client.render import summary
+from chalicelib.errors import request_invalid
 from chalicelib.models import Architecture, BuildRequest, BuildStatus
 
 

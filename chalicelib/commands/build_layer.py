@@ -18,10 +18,10 @@ from typing import Any
 from pydantic import ValidationError
 from rich.table import Table
 
-from chalicelib.api.responses import request_invalid
 from chalicelib.builders.base import BuildState
 from chalicelib.builders.local import LocalBuildBackend
 from chalicelib.client import options
+from chalicelib.errors import request_invalid
 from chalicelib.models import Architecture, BuildSpec, LayerManifest
 from chalicelib.settings import get_settings
 

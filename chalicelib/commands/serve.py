@@ -7,13 +7,15 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from chalicelib.builders.sources import local_sources
+from chalicelib.builders.sources import default_data_dir, local_sources
 from chalicelib.client import options
-from chalicelib.local.stack import LocalStack, StackOptions, default_data_dir
+
+if TYPE_CHECKING:
+    from chalicelib.local.stack import LocalStack
 
 
 def register(subparsers: Any) -> None:
@@ -48,6 +50,10 @@ def register(subparsers: Any) -> None:
 
 @options.reports_errors
 def run(args: argparse.Namespace) -> int:
+    # Imported here: the stack pulls in moto and the pipeline (~0.6 s), which every other
+    # command, and `rlayer --help`, should not pay for.
+    from chalicelib.local.stack import LocalStack, StackOptions
+
     out = options.console()
     stack = LocalStack(
         StackOptions(

@@ -39,7 +39,7 @@ from moto.server import ThreadedMotoServer
 
 from chalicelib.aws.session import client, reset_clients
 from chalicelib.aws.store import Store, table_definition
-from chalicelib.builders.sources import REPO_ROOT, cache_dir, local_sources
+from chalicelib.builders.sources import REPO_ROOT, default_data_dir, local_sources
 from chalicelib.errors import ConfigurationError, RLayerError
 from chalicelib.local import asl
 from chalicelib.local.http_server import ApiServer
@@ -103,11 +103,6 @@ def load_app() -> Chalice:
     module = importlib.import_module("app")
     app: Chalice = module.app
     return app
-
-
-def default_data_dir() -> Path:
-    """Where `rlayer serve` keeps builds and logs (cleared when a stack starts)."""
-    return cache_dir() / "local"
 
 
 @dataclass

@@ -18,8 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from chalicelib.api.builds import LayersQuery, ListQuery
-from chalicelib.api.responses import request_invalid
-from chalicelib.errors import RequestInvalidError
+from chalicelib.errors import RequestInvalidError, request_invalid
 from chalicelib.models import Architecture, BuildRequest, BuildStatus
 from chalicelib.subscriptions import SubscriptionNotify, SubscriptionRequest
 
