@@ -387,8 +387,18 @@ class RuntimeProcess:
 
     def kill(self) -> None:
         if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+            # Inside first, deepest first, so that bwrap reaps its own child and exits: a
+            # kill of the whole group at once orphans bwrap's pid-1 child, which stays a
+            # zombie wherever the machine's init does not reap (containers, CI runners).
+            inside = _descendants(self.pid)[1:]
+            for pid in reversed(inside):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            try:
+                self.proc.wait(timeout=2 if inside else 0)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
         self._reader.join(timeout=2)
         if self.proc.stdout is not None:

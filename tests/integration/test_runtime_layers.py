@@ -193,3 +193,33 @@ def test_canary_fails_when_a_package_does_not_load(
     assert "notapackage42" in body["errorMessage"]
     wrong = session.invoke(json.dumps({"expected_r_version": "9.9.9", "packages": []}).encode())
     assert "expected 9.9.9" in wrong.json_payload()["errorMessage"]
+
+
+def _zombie(pid: int) -> bool:
+    """True when pid exists and is a zombie (a reaped process no longer exists)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_closing_a_sandboxed_runtime_leaves_no_process_behind(
+    runtime_layer: Path,
+    host_r_layer: Path,
+    write_handler: HandlerWriter,
+    make_session: SessionFactory,
+) -> None:
+    root = write_handler("env.R", ENV_R)
+    session = make_session(
+        layers=[runtime_layer, host_r_layer], task_root=root, handler="env.handler"
+    )
+    assert session.invoke(b"{}").ok
+    pid = session.runtime_pid
+    assert pid is not None
+    tree = _tree(pid)
+    assert len(tree) >= 3  # bwrap, its pid-1 child in the namespace, R
+    session.close()
+    # Not even a zombie: bwrap reaped its child, and the session reaped bwrap.
+    left = [p for p in tree if Path(f"/proc/{p}").exists() or _zombie(p)]
+    assert left == []
