@@ -114,6 +114,28 @@ if (length(failed)) {
   if (length(problems)) message(paste0("  ", unique(problems), collapse = "\n"))
   quit(status = 1, save = "no")
 }
+# Reproducible layers: R stamps every installed package with the time of the install (the
+# Built: field of DESCRIPTION and of Meta/package.rds), and R 4.2 ignores SOURCE_DATE_EPOCH
+# for it. Put the zips' fixed time there instead (or SOURCE_DATE_EPOCH when set), so the
+# same request gives a byte-identical packages layer. Only the date changes; R reads the
+# R version and platform parts of Built, never the date.
+epoch <- as.numeric(Sys.getenv("SOURCE_DATE_EPOCH", "315532800")) # 1980-01-01, as the zips
+stamp <- format(as.POSIXct(epoch, origin = "1970-01-01", tz = "UTC"), "%Y-%m-%d %H:%M:%S UTC")
+for (pkg in list.dirs(target, recursive = FALSE)) {
+  meta <- file.path(pkg, "Meta", "package.rds")
+  desc <- file.path(pkg, "DESCRIPTION")
+  if (!file.exists(meta) || !file.exists(desc)) next
+  info <- readRDS(meta)
+  if (is.null(info$Built$Date)) next
+  built <- sub(info$Built$Date, stamp, info$DESCRIPTION[["Built"]], fixed = TRUE)
+  info$Built$Date <- stamp
+  info$DESCRIPTION[["Built"]] <- built
+  saveRDS(info, meta)
+  lines <- readLines(desc, warn = FALSE)
+  lines[startsWith(lines, "Built: ")] <- paste0("Built: ", built)
+  writeLines(lines, desc, useBytes = TRUE)
+}
+
 installed <- installed.packages(lib.loc = target)[, "Version"]
 message("rlayer: installed into ", target, ": ",
   paste(sprintf("%s %s", names(installed), installed), collapse = ", "))

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import stat
 import subprocess
@@ -303,6 +304,24 @@ def test_a_second_build_reuses_the_compiled_runtime(first: Built, second: Built)
     assert "reused from the cache" in second.log
     assert "./configure" not in second.log and "make -j" not in second.log
     assert "installing *source* package 'base64enc'" in second.log
+
+
+def test_the_same_request_again_gives_a_byte_identical_packages_layer(
+    backend: LocalBuildBackend, first: Built
+) -> None:
+    again = _build(backend, "it-again", FIRST)
+    assert again.progress.state is BuildState.SUCCEEDED, again.progress.reason
+    assert "installing *source* package 'digest'" in again.log  # installed anew, not copied
+    assert again.zip("packages").read_bytes() == first.zip("packages").read_bytes()
+    assert again.manifest("packages").sha256 == first.manifest("packages").sha256
+    with zipfile.ZipFile(again.zip("packages")) as zf:
+        description = zf.read("packages/library/digest/DESCRIPTION").decode()
+    # The install time R stamps is replaced by the zips' fixed time; the rest is R's.
+    built = [line for line in description.splitlines() if line.startswith("Built: ")]
+    assert len(built) == 1
+    assert re.fullmatch(
+        rf"Built: R {R_VERSION}; [\w.]+-[\w.-]+; 1980-01-01 00:00:00 UTC; unix", built[0]
+    ), built
 
 
 # -- failures ------------------------------------------------------------------------------
