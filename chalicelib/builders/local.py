@@ -231,8 +231,14 @@ class LocalBuildBackend:
         log = self.log_path(build_ref)
         if status.state is BuildState.IN_PROGRESS and not self._runner_alive(build_ref):
             # The runner died without a verdict (killed from outside, machine restart).
+            reason = "the build runner exited without a result"
+            # Whatever it printed on the way out (a traceback's last line) says why.
+            err = self.build_dir(build_ref) / "runner.err"
+            last = [line for line in _log_tail(err, lines=5) if line.strip()]
             status = self._finish(
-                build_ref, BuildState.FAILED, "the build runner exited without a result"
+                build_ref,
+                BuildState.FAILED,
+                f"{reason}; its last output: {last[-1]}" if last else reason,
             )
         return BuildProgress(
             state=status.state,

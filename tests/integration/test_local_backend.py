@@ -283,6 +283,29 @@ def test_a_runner_that_dies_without_a_verdict_is_reported_failed(tmp_path: Path)
         os.killpg(command, 9)
 
 
+def test_a_runner_that_crashed_reports_the_last_line_it_printed(tmp_path: Path) -> None:
+    pidfile = tmp_path / "cmd.pid"
+    source = _source(tmp_path, {"build": [f"echo $$ > {pidfile}; sleep 300"]})
+    backend = _backend(tmp_path, source)
+    ref = backend.start_build("b-6b", SPEC)
+    _wait_for_file(pidfile)
+    runner = int((tmp_path / "work/b-6b/runner.pid").read_text())
+    command = int(pidfile.read_text())
+    try:
+        os.kill(runner, 9)
+        # What a Python that dies of an exception leaves on its stderr.
+        (tmp_path / "work/b-6b/runner.err").write_text(
+            "Traceback (most recent call last):\n  ...\nMemoryError: out of memory\n\n"
+        )
+        progress = _wait(backend, ref)
+        assert progress.state is BuildState.FAILED
+        assert progress.reason == (
+            "the build runner exited without a result; its last output: MemoryError: out of memory"
+        )
+    finally:
+        os.killpg(command, 9)
+
+
 def test_cleanup_keeps_the_log_and_drops_the_scratch_space(tmp_path: Path) -> None:
     source = _source(tmp_path, {"build": ["mkdir -p $RLAYER_WORK_DIR/root/opt/R; echo done"]})
     backend = _backend(tmp_path, source)
