@@ -41,6 +41,15 @@ class LayersQuery(BaseModel):
         return value
 
 
+# A Slack response_url lets whoever holds it post into the channel for 30 minutes: the
+# record keeps it for the Notify step, the API never shows it.
+_HIDDEN: dict[str, Any] = {"notify": {"response_url"}, "watchers": {"__all__": {"response_url"}}}
+
+
+def record_view(record: BuildRecord) -> dict[str, Any]:
+    return record.model_dump(mode="json", exclude=_HIDDEN)
+
+
 def build_view(record: BuildRecord, base: str) -> dict[str, Any]:
     return {
         "build_id": record.build_id,
@@ -67,7 +76,7 @@ def create_build() -> Response:
 @http_errors
 def get_build(build_id: str) -> Response:
     bind_build(build_id)
-    return json_response(context.store().get_build(build_id))
+    return json_response(record_view(context.store().get_build(build_id)))
 
 
 @builds.route("/builds", methods=["GET"], authorizer=iam)
@@ -77,7 +86,7 @@ def list_builds() -> Response:
     records, token = context.store().list_builds(
         status=query.status, limit=query.limit, token=query.next
     )
-    return json_response({"builds": [r.model_dump(mode="json") for r in records], "next": token})
+    return json_response({"builds": [record_view(r) for r in records], "next": token})
 
 
 @builds.route("/layers", methods=["GET"], authorizer=iam)

@@ -123,6 +123,17 @@ def test_build_answers_with_the_build_id_and_records_where_to_notify(
         "requested_at": None,
     }
     assert record.watchers == []
+    # The API shows where the result goes, never the response_url itself.
+    for path in (f"/builds/{record.build_id}", "/builds"):
+        shown = json.loads(client.http.get(path).body)
+        shown = shown["builds"][0] if "builds" in shown else shown
+        assert shown["build_id"] == record.build_id
+        assert shown["notify"] == {
+            "channel_id": "C2147483705",
+            "team_id": "T0001",
+            "user_id": "U2147483697",
+            "requested_at": None,
+        }
     assert [e["name"] for e in executions(aws["state_machine_arn"])] == [record.build_id]
 
 
@@ -163,6 +174,10 @@ def test_later_requesters_of_a_running_build_are_told_when_it_ends(
     assert [(w.user_id, w.response_url) for w in watchers] == [("U0000000002", other_hook)]
     assert watchers[0].requested_at is not None
     assert watchers[0].requested_at >= record.created_at
+    shown = json.loads(client.http.get(f"/builds/{record.build_id}").body)
+    assert [set(w) for w in shown["watchers"]] == [
+        {"channel_id", "team_id", "user_id", "requested_at"}
+    ]
     assert len(executions(aws["state_machine_arn"])) == 1
 
 
