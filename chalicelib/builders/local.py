@@ -144,6 +144,16 @@ def _log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
     return [line.rstrip() for line in deque(text.splitlines(), maxlen=lines)]
 
 
+def is_runner(state: str, cmdline: bytes) -> bool:
+    """Whether /proc's view of the recorded pid (its state, its cmdline) is our live runner.
+
+    A zombie has exited. A cmdline naming something else is a reused pid. An empty cmdline
+    is our runner still inside execve: Popen returns once the exec is past the point of no
+    return, a moment before the kernel has set the new program's arguments.
+    """
+    return state != "Z" and (not cmdline or RUNNER_MODULE.encode() in cmdline)
+
+
 class LocalBuildBackend:
     """BuildBackend running buildspec phases on this machine (see the module docstring)."""
 
@@ -327,7 +337,7 @@ class LocalBuildBackend:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, IndexError):
             return False
-        return state != "Z" and RUNNER_MODULE.encode() in cmdline
+        return is_runner(state, cmdline)
 
     def _finish(self, build_ref: str, state: BuildState, reason: str | None) -> LocalBuildStatus:
         """Record a verdict unless the runner recorded one first."""

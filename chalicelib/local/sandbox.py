@@ -279,6 +279,8 @@ def _status_kib(pid: int, field: bytes) -> int | None:
         return None
     try:
         text = os.read(fd, 8192)
+    except OSError:  # it exited between the open and the read (ESRCH)
+        return None
     finally:
         os.close(fd)
     start = text.find(field + b":")
