@@ -4,7 +4,21 @@
 # the later steps bind at /opt; R's compiled-in paths stay /opt/R either way.
 . "$(dirname -- "$0")/common.sh"
 
-cd "$WORK/src/R"
+# R records the directory it was built in inside the base packages (their lazy-load
+# databases keep it as the namespace's path), so two compiles in two build directories
+# differ. Build at one fixed path instead, one compile at a time for this version and
+# architecture on a machine, and remove it afterwards.
+BUILD_ROOT=/tmp/rlayer-r-build
+BUILD_DIR="$BUILD_ROOT/$RLAYER_R_VERSION-$RLAYER_ARCH"
+mkdir -p "$BUILD_ROOT"
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$BUILD_DIR.lock"
+  flock 9
+fi
+rm -rf "$BUILD_DIR"
+mv "$WORK/src/R" "$BUILD_DIR"
+trap 'rm -rf "$BUILD_DIR"' EXIT
+cd "$BUILD_DIR"
 # The flags file has one argument per line; read them into "$@" without word splitting.
 set --
 while IFS= read -r flag; do set -- "$@" "$flag"; done <<FLAGS

@@ -31,7 +31,10 @@ for dir in "$@"; do
     # "Bookman") and the like fail in the layer.
     find /opt/R/lib/R/library/grDevices/afm -type f -name '*.afm.gz' | while IFS= read -r afm; do
       case "${afm##*/}" in
-        Helvetica* | Times-* | Courier* | Symbol.afm.gz | ZapfDingbats.afm.gz) ;;
+        Helvetica* | Times-* | Courier* | Symbol.afm.gz | ZapfDingbats.afm.gz)
+          # Recompressed without gzip's name and time stamp: reproducible layers.
+          gzip -dc "$afm" | gzip -9n >"$afm.tmp" && mv "$afm.tmp" "$afm"
+          ;;
         *) rm -f "$afm" ;;
       esac
     done
