@@ -280,10 +280,7 @@ class Store:
         names = {"#status": "status", "#to": to.value}
         values: dict[str, Any] = {":to": to.value, ":now": now}
         sets = ["#status = :to", "updated_at = :now", "steps.#to = :now"]
-        allowed = []
-        for i, status in enumerate(to.predecessors()):
-            values[f":p{i}"] = status.value
-            allowed.append(f":p{i}")
+        allowed = _status_placeholders(to.predecessors(), values)
         for i, (key, value) in enumerate((fields or {}).items()):
             names[f"#f{i}"] = key
             values[f":f{i}"] = value
@@ -291,7 +288,7 @@ class Store:
         return self._update(
             build_id,
             update="SET " + ", ".join(sets),
-            condition=f"attribute_exists(pk) AND #status IN ({', '.join(allowed)})",
+            condition=f"attribute_exists(pk) AND #status IN ({allowed})",
             names=names,
             values=values,
             rejected=f"cannot move to {to.value}",
@@ -304,22 +301,22 @@ class Store:
         final transition, so a watcher written before it is always told. Raises
         TransitionRejectedError when the build has ended (or holds MAX_WATCHERS already).
         """
-        final = [s.value for s in BuildStatus if s.is_final]
+        values: dict[str, Any] = {
+            ":none": [],
+            ":w": [target.model_dump()],
+            ":now": utcnow(),
+            ":max": MAX_WATCHERS,
+        }
+        # Not final: the statuses a build may fail from.
+        running = _status_placeholders(BuildStatus.FAILED.predecessors(), values)
         return self._update(
             build_id,
             update="SET watchers = list_append(if_not_exists(watchers, :none), :w), "
             "updated_at = :now",
-            condition="attribute_exists(pk) AND NOT #status IN (:f0, :f1) "
+            condition=f"attribute_exists(pk) AND #status IN ({running}) "
             "AND (attribute_not_exists(watchers) OR size(watchers) < :max)",
             names={"#status": "status"},
-            values={
-                ":none": [],
-                ":w": [target.model_dump()],
-                ":now": utcnow(),
-                ":f0": final[0],
-                ":f1": final[1],
-                ":max": MAX_WATCHERS,
-            },
+            values=values,
             rejected="no more watchers are taken",
         )
 
@@ -371,6 +368,13 @@ class Store:
                 f"build {build_id} is {current.status.value}; {rejected}", field="status"
             ) from exc
         return BuildRecord.model_validate(_strip_keys(from_item(resp["Attributes"])))
+
+
+def _status_placeholders(statuses: tuple[BuildStatus, ...], values: dict[str, Any]) -> str:
+    """``:p0, :p1, ...`` for an ``IN (...)`` condition; their values go into ``values``."""
+    for i, status in enumerate(statuses):
+        values[f":p{i}"] = status.value
+    return ", ".join(f":p{i}" for i in range(len(statuses)))
 
 
 def _strip_keys(item: dict[str, Any]) -> dict[str, Any]:

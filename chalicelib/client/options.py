@@ -13,6 +13,7 @@ from rich.console import Console
 
 from chalicelib.client.api import ApiClient
 from chalicelib.errors import RLayerError
+from chalicelib.models import Architecture
 
 DEFAULT_API = "http://127.0.0.1:8000"
 API_ENV = "RLAYER_API_URL"
@@ -33,6 +34,20 @@ def add_api_option(parser: argparse.ArgumentParser) -> None:
             f"the rlayer API (default ${API_ENV} or {DEFAULT_API}, i.e. `rlayer serve`); "
             "requests to a deployed API are signed with SigV4 from your AWS credentials"
         ),
+    )
+
+
+def add_spec_arguments(parser: argparse.ArgumentParser, *, arch_help: str | None = None) -> None:
+    """R_VERSION, PACKAGE ... and --arch: what a build is of (`build`, `build-layer`)."""
+    parser.add_argument("r_version", metavar="R_VERSION", help="e.g. 4.4.1")
+    parser.add_argument(
+        "packages", nargs="*", metavar="PACKAGE", help="CRAN packages, optionally name==1.2.3"
+    )
+    parser.add_argument(
+        "--arch",
+        choices=[a.value for a in Architecture],
+        default=Architecture.X86_64.value,
+        help=arch_help,
     )
 
 

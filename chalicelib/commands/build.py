@@ -12,7 +12,7 @@ from chalicelib.client import options
 from chalicelib.client.progress import follow
 from chalicelib.client.render import summary
 from chalicelib.errors import request_invalid
-from chalicelib.models import Architecture, BuildRequest, BuildStatus
+from chalicelib.models import BuildRequest, BuildStatus
 
 
 def register(subparsers: Any) -> None:
@@ -24,13 +24,7 @@ def register(subparsers: Any) -> None:
             "the layers are published and proven by the canary (or the build fails)."
         ),
     )
-    parser.add_argument("r_version", metavar="R_VERSION", help="e.g. 4.4.1")
-    parser.add_argument(
-        "packages", nargs="*", metavar="PACKAGE", help="CRAN packages, optionally name==1.2.3"
-    )
-    parser.add_argument(
-        "--arch", choices=[a.value for a in Architecture], default=Architecture.X86_64.value
-    )
+    options.add_spec_arguments(parser)
     parser.add_argument("--layer-name", help="name for the packages layer")
     parser.add_argument("--description", help="layer description (at most 256 characters)")
     parser.add_argument(

@@ -22,7 +22,7 @@ from chalicelib.builders.base import BuildState
 from chalicelib.builders.local import LocalBuildBackend
 from chalicelib.client import options
 from chalicelib.errors import request_invalid
-from chalicelib.models import Architecture, BuildSpec, LayerManifest
+from chalicelib.models import BuildSpec, LayerManifest
 from chalicelib.settings import get_settings
 
 ARTIFACTS = ("runtime.zip", "runtime.manifest.json", "packages.zip", "packages.manifest.json")
@@ -38,15 +38,8 @@ def register(subparsers: Any) -> None:
             "packages, and write runtime.zip / packages.zip with their manifests to --out."
         ),
     )
-    parser.add_argument("r_version", metavar="R_VERSION", help="e.g. 4.4.1")
-    parser.add_argument(
-        "packages", nargs="*", metavar="PACKAGE", help="CRAN packages, optionally name==1.2.3"
-    )
-    parser.add_argument(
-        "--arch",
-        choices=[a.value for a in Architecture],
-        default=Architecture.X86_64.value,
-        help="must be this machine's architecture (R is compiled natively)",
+    options.add_spec_arguments(
+        parser, arch_help="must be this machine's architecture (R is compiled natively)"
     )
     parser.add_argument(
         "--r-source",

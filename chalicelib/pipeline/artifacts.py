@@ -217,6 +217,8 @@ def _check_integrity(o: _Opened, problems: _Problems) -> None:
             with o.zf.open(info) as entry:
                 while entry.read(_CHUNK):
                     pass
+        # NotImplementedError is zipfile's answer to a compression method it cannot read
+        # (neither can Lambda's unzip): that entry is as unusable as a corrupt one.
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError) as exc:
             problems.add(o.zip_name, f"entry {info.filename!r} is corrupt ({exc})")
             continue

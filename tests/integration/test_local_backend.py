@@ -266,7 +266,21 @@ def test_a_build_over_its_time_limit_times_out(tmp_path: Path) -> None:
     assert progress.reason is not None and "timed out" in progress.reason
 
 
-def test_a_runner_that_dies_without_a_verdict_is_reported_failed(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("runner_err", "reason"),
+    [
+        # Killed from outside: nothing printed.
+        ("", "the build runner exited without a result"),
+        # What a Python that dies of an exception leaves on its stderr.
+        (
+            "Traceback (most recent call last):\n  ...\nMemoryError: out of memory\n\n",
+            "the build runner exited without a result; its last output: MemoryError: out of memory",
+        ),
+    ],
+)
+def test_a_runner_that_dies_without_a_verdict_is_reported_failed(
+    tmp_path: Path, runner_err: str, reason: str
+) -> None:
     pidfile = tmp_path / "cmd.pid"
     source = _source(tmp_path, {"build": [f"echo $$ > {pidfile}; sleep 300"]})
     backend = _backend(tmp_path, source)
@@ -276,32 +290,11 @@ def test_a_runner_that_dies_without_a_verdict_is_reported_failed(tmp_path: Path)
     command = int(pidfile.read_text())
     try:
         os.kill(runner, 9)
+        if runner_err:
+            (tmp_path / "work/b-6/runner.err").write_text(runner_err)
         progress = _wait(backend, ref)
         assert progress.state is BuildState.FAILED
-        assert progress.reason == "the build runner exited without a result"
-    finally:
-        os.killpg(command, 9)
-
-
-def test_a_runner_that_crashed_reports_the_last_line_it_printed(tmp_path: Path) -> None:
-    pidfile = tmp_path / "cmd.pid"
-    source = _source(tmp_path, {"build": [f"echo $$ > {pidfile}; sleep 300"]})
-    backend = _backend(tmp_path, source)
-    ref = backend.start_build("b-6b", SPEC)
-    _wait_for_file(pidfile)
-    runner = int((tmp_path / "work/b-6b/runner.pid").read_text())
-    command = int(pidfile.read_text())
-    try:
-        os.kill(runner, 9)
-        # What a Python that dies of an exception leaves on its stderr.
-        (tmp_path / "work/b-6b/runner.err").write_text(
-            "Traceback (most recent call last):\n  ...\nMemoryError: out of memory\n\n"
-        )
-        progress = _wait(backend, ref)
-        assert progress.state is BuildState.FAILED
-        assert progress.reason == (
-            "the build runner exited without a result; its last output: MemoryError: out of memory"
-        )
+        assert progress.reason == reason
     finally:
         os.killpg(command, 9)
 
