@@ -19,7 +19,8 @@ RLAYER_PKG_TARGET=/opt/packages/library RLAYER_PKG_LIST="$RLAYER_PACKAGES" \
 
 # Libraries the runtime layer already bundles resolve inside /opt and are not copied again.
 : >"$STATE/packages-libs.txt"
-in_opt sh "$BUILDSPEC_DIR/closure.sh" "$STATE/packages-libs.txt" "$BUILDSPEC_DIR/lambda-os-libs.txt" /opt/packages
+os_libs "$STATE/os-libs.txt"
+in_opt sh "$BUILDSPEC_DIR/closure.sh" "$STATE/packages-libs.txt" "$STATE/os-libs.txt" /opt/packages
 in_opt sh "$BUILDSPEC_DIR/prune.sh" /opt/packages
 set -- packages
 while IFS= read -r lib; do

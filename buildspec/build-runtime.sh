@@ -50,7 +50,8 @@ install -m 0644 "$SRC_ROOT/runtime/bootstrap/runtime.R" "$OPT/runtime/runtime.R"
 # 5. Shared libraries, strip, prune.
 rm -rf "$OPT/lib"
 : >"$STATE/runtime-libs.txt"
-in_opt sh "$BUILDSPEC_DIR/closure.sh" "$STATE/runtime-libs.txt" "$BUILDSPEC_DIR/lambda-os-libs.txt" /opt/R
+os_libs "$STATE/os-libs.txt"
+in_opt sh "$BUILDSPEC_DIR/closure.sh" "$STATE/runtime-libs.txt" "$STATE/os-libs.txt" /opt/R
 in_opt sh "$BUILDSPEC_DIR/prune.sh" /opt/R /opt/lib
 
 # 6. The zip and its manifest; both go to the cache for the next build with this recipe.

@@ -14,6 +14,8 @@
 #   RLAYER_OPT_MODE    bwrap: /opt of this build is a directory bound at /opt (default off
 #                      CodeBuild); direct: write the machine's /opt (CodeBuild's throwaway box)
 #   RLAYER_JOBS        make -j
+#   RLAYER_BUILD_OS    the build root's identity (the local backend: debian-bullseye-<list
+#                      hash>); default from /etc/os-release, "amazonlinux-2023" on CodeBuild
 set -eu
 
 BUILDSPEC_DIR=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
@@ -53,6 +55,7 @@ validate_env() {
   optional_var RLAYER_SYSTEM_PACKAGES '[A-Za-z0-9][A-Za-z0-9+_.:-]*( [A-Za-z0-9][A-Za-z0-9+_.:-]*)*'
   optional_var RLAYER_OPT_MODE 'bwrap|direct'
   optional_var RLAYER_JOBS '[1-9][0-9]{0,2}'
+  optional_var RLAYER_BUILD_OS '[a-z0-9][a-z0-9.-]{0,127}'
   case "$(uname -m)" in
     x86_64) host_arch=x86_64 ;;
     aarch64 | arm64) host_arch=arm64 ;;
@@ -63,6 +66,19 @@ validate_env() {
 }
 
 validate_env
+
+# The OS this build runs in: part of every cache key, so an R compiled in one OS is never
+# restored into a build for another, and recorded in the manifests.
+os_identity() {
+  id=$(. /etc/os-release 2>/dev/null && printf '%s-%s' "${ID:-unknown}" "${VERSION_ID:-0}")
+  case "$id" in amzn-*) id="amazonlinux-${id#amzn-}" ;; esac
+  printf '%s\n' "$id" | tr -c 'a-z0-9.\n-' '-'
+}
+RLAYER_BUILD_OS=${RLAYER_BUILD_OS:-$(os_identity)}
+export RLAYER_BUILD_OS
+# The Lambda OS the layers target, and its row of the table (lambda_os.json).
+RLAYER_TARGET=provided.al2023
+LAMBDA_OS_TABLE="$SRC_ROOT/chalicelib/lambda_os.json"
 
 CRAN_REPO=${RLAYER_CRAN_REPO:-https://cloud.r-project.org}
 WORK=${RLAYER_WORK_DIR:-${TMPDIR:-/tmp}/rlayer-build-$RLAYER_BUILD_ID}
@@ -89,17 +105,22 @@ in_opt() {
 
 # Cache keys. The compiled R depends only on the configure flags and the compile step;
 # the runtime layer also on everything that assembles it (scripts, the loop, the lib policy).
-hash_files() { cat "$@" | sha256sum | cut -c1-16; }
-compile_hash() { hash_files "$BUILDSPEC_DIR/configure-flags.txt" "$BUILDSPEC_DIR/compile-r.sh"; }
+compile_hash() {
+  { printf '%s\n' "$RLAYER_BUILD_OS"; cat "$BUILDSPEC_DIR/configure-flags.txt" "$BUILDSPEC_DIR/compile-r.sh"; } |
+    sha256sum | cut -c1-16
+}
 recipe_hash() {
   {
     compile_hash
     cat "$BUILDSPEC_DIR/build-runtime.sh" "$BUILDSPEC_DIR/closure.sh" "$BUILDSPEC_DIR/prune.sh" \
-      "$BUILDSPEC_DIR/install-packages.R" "$BUILDSPEC_DIR/lambda-os-libs.txt" \
+      "$BUILDSPEC_DIR/install-packages.R" "$LAMBDA_OS_TABLE" \
       "$BUILDSPEC_DIR/layerzip.py" "$SRC_ROOT/runtime/bootstrap/bootstrap" \
       "$SRC_ROOT/runtime/bootstrap/runtime.R"
   } | sha256sum | cut -c1-16
 }
+
+# os_libs FILE: the sonames the target Lambda OS provides (closure.sh leaves them out).
+os_libs() { python3 "$BUILDSPEC_DIR/layerzip.py" os-libs "$LAMBDA_OS_TABLE" "$RLAYER_TARGET" >"$1"; }
 
 # configure flags, one per line in configure-flags.txt (comments and blank lines skipped).
 configure_flags() { grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$BUILDSPEC_DIR/configure-flags.txt"; }

@@ -4,6 +4,7 @@ on the build machine, Amazon Linux 2023 or Debian, before any project code is in
 
     layerzip.py zip ROOT OUT.zip PATH...      zip ROOT/PATH... (files, dirs, symlinks)
     layerzip.py manifest ZIP KIND OUT.json [options]
+    layerzip.py os-libs TABLE TARGET           the sonames the Lambda OS provides, one a line
 
 Hand-written rather than `zip -r` because the same inputs must give the same sha256:
 entries sorted, every timestamp 1980-01-01 00:00, permissions set explicitly (0755 for
@@ -20,8 +21,11 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import stat
+import subprocess
 import sys
+import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -40,6 +44,9 @@ MANIFEST_FIELDS = (
     "r_version",
     "architecture",
     "recipe_hash",
+    "build_root",
+    "needs_glibc",
+    "needs_glibcxx",
     "packages",
     "shared_libraries",
     "file_count",
@@ -127,6 +134,49 @@ def installed_packages(libraries: Iterable[Path]) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
+_VERNEED_RE = re.compile(r"Name: (\S+)\s+Flags:")
+
+
+def needed_versions(zip_path: Path) -> list[str]:
+    """Every version node the zip's ELF files need, as binutils' readelf lists them. The
+    ABI gate (chalicelib/pipeline/abi.py, pyelftools) reads the same files and compares."""
+    nodes: list[str] = []
+    with zipfile.ZipFile(zip_path) as zf, tempfile.TemporaryDirectory() as tmp:
+        for info in zf.infolist():
+            if info.is_dir() or stat.S_ISLNK(info.external_attr >> 16):
+                continue
+            with zf.open(info) as entry:
+                if entry.read(4) != b"\x7fELF":
+                    continue
+            elf = Path(tmp) / "elf"
+            elf.write_bytes(zf.read(info))
+            out = subprocess.run(
+                ["readelf", "--version-info", "--wide", str(elf)],
+                capture_output=True,
+                text=True,
+                check=False,
+                env={**os.environ, "LC_ALL": "C"},
+            ).stdout
+            needs = out.split("Version needs section", 1)
+            if len(needs) == 2:
+                nodes += _VERNEED_RE.findall(needs[1])
+    return nodes
+
+
+def newest(nodes: Iterable[str], prefix: str) -> str | None:
+    best: tuple[int, ...] | None = None
+    for node in nodes:
+        rest = node[len(prefix) :]
+        if node.startswith(prefix) and re.fullmatch(r"\d+(\.\d+)*", rest):
+            version = tuple(int(p) for p in rest.split("."))
+            best = version if best is None or version > best else best
+    return ".".join(map(str, best)) if best is not None else None
+
+
+def os_libs(table: Path, target: str) -> list[str]:
+    return list(json.loads(table.read_text())["targets"][target]["libraries"])
+
+
 def _lines(path: Path | None) -> list[str]:
     if path is None or not path.exists():
         return []
@@ -152,6 +202,7 @@ def manifest(
     with zipfile.ZipFile(zip_path) as zf:
         files = [i for i in zf.infolist() if not i.is_dir()]
     packages = installed_packages(package_libs)
+    nodes = needed_versions(zip_path)
     data: dict[str, object] = {
         "kind": kind,
         "layer_name": env[
@@ -161,6 +212,9 @@ def manifest(
         "r_version": env["RLAYER_R_VERSION"],
         "architecture": env["RLAYER_ARCH"],
         "recipe_hash": recipe_hash,
+        "build_root": env["RLAYER_BUILD_OS"],
+        "needs_glibc": newest(nodes, "GLIBC_"),
+        "needs_glibcxx": newest(nodes, "GLIBCXX_"),
         "packages": packages,
         "shared_libraries": sorted(set(_lines(shared_libs_file))),
         "file_count": len(files),
@@ -198,6 +252,9 @@ def main(argv: list[str]) -> int:
     m.add_argument("--configure-flags", type=Path)
     m.add_argument("--build-seconds", type=float, default=0.0)
     m.add_argument("--reused-runtime", action="store_true")
+    o = sub.add_parser("os-libs")
+    o.add_argument("table", type=Path)
+    o.add_argument("target")
     r = sub.add_parser("mark-reused", help="set reused_runtime in an existing manifest")
     r.add_argument("manifest", type=Path)
     args = parser.parse_args(argv)
@@ -216,6 +273,8 @@ def main(argv: list[str]) -> int:
             reused_runtime=args.reused_runtime,
         )
         write_json(data, args.out)
+    elif args.cmd == "os-libs":
+        sys.stdout.write("".join(f"{name}\n" for name in os_libs(args.table, args.target)))
     else:
         data = json.loads(args.manifest.read_text())
         data["reused_runtime"] = True

@@ -310,3 +310,9 @@ class LayerManifest(BaseModel):
     configure_flags: list[str] = Field(default_factory=list)
     build_seconds: float
     reused_runtime: bool = False
+    # The OS the layer was built in ("debian-bullseye-<package list hash>" locally,
+    # "amazonlinux-2023" on CodeBuild) and the newest glibc / GLIBCXX its ELF files need
+    # (None: none needs one); the ABI gate checks both against what it reads.
+    build_root: str = Field(min_length=1, max_length=128)
+    needs_glibc: str | None = None
+    needs_glibcxx: str | None = None

@@ -27,11 +27,11 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+# What the build scripts need at build time (buildspec/common.sh reads runtime/bootstrap/).
+from chalicelib.builders.base import BUILD_SOURCE_DIRS, BUILD_SOURCE_FILES
 from chalicelib.errors import ConfigurationError
 from deploy import template
 
-# What the build scripts need at build time (buildspec/common.sh reads runtime/bootstrap/).
-BUILD_SOURCE_DIRS = ("buildspec", "runtime")
 # Read by the RunCanary function at run time (chalicelib/pipeline/canary.py).
 CANARY_DIR = "runtime/canary"
 # Fixed timestamp: the same sources give the same zip, hence the same S3 key on deploy.
@@ -47,7 +47,8 @@ def build_source_zip(dest: Path, root: Path = template.REPO) -> Path:
         for d in BUILD_SOURCE_DIRS
         for p in (root / d).rglob("*")
         if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
-    )
+    ) + [root / f for f in BUILD_SOURCE_FILES]
+    files.sort()
     if not any(p.relative_to(root).parts[0] == "buildspec" for p in files):
         raise ConfigurationError("buildspec/ is empty: nothing for CodeBuild to run")
     dest.parent.mkdir(parents=True, exist_ok=True)

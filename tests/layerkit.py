@@ -41,6 +41,7 @@ def _host_r_version() -> str:
 HOST_R_VERSION = _host_r_version()
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 RECIPE_HASH = "recipe0123456789abcdef"
+BUILD_ROOT = "debian-bullseye-test"
 ELF_MACHINE = {Architecture.X86_64: 62, Architecture.ARM64: 183}
 
 Kind = Literal["runtime", "packages"]
@@ -100,7 +101,7 @@ def synthetic_runtime(spec: BuildSpec) -> list[Entry]:
         Entry("bootstrap", b"#!/bin/sh\nexec /opt/R/bin/Rscript /opt/runtime/runtime.R\n", 0o755),
         Entry("runtime/"),
         Entry("runtime/runtime.R", b"# the loop\n"),
-        Entry("R/bin/Rscript", b"\x7fELF stand-in", 0o755),
+        Entry("R/bin/Rscript", elf_header(spec.architecture) + b"\0" * 64, 0o755),
         Entry("R/lib/R/bin/exec/R", elf_header(spec.architecture) + b"\0" * 64, 0o755),
         Entry("R/lib/R/library/base/DESCRIPTION", description("base", spec.r_version)),
         Entry("R/lib/R/library/jsonlite/DESCRIPTION", description("jsonlite", "1.8.4")),
@@ -187,6 +188,7 @@ class Layer:
             "r_version": spec.r_version,
             "architecture": spec.architecture,
             "recipe_hash": RECIPE_HASH,
+            "build_root": BUILD_ROOT,
             "packages": self.packages,
             "file_count": sum(1 for i in infos if not i.is_dir()),
             "zipped_bytes": len(data),

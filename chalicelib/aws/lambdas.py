@@ -13,10 +13,12 @@ from botocore.exceptions import ClientError
 
 from chalicelib.aws.faults import error_code
 from chalicelib.aws.session import client
+from chalicelib.lambda_os import compatible_runtimes
 from chalicelib.settings import get_settings
 
-# Custom runtimes a layer of ours runs on (provided.al2 until its end of support).
-COMPATIBLE_RUNTIMES = ("provided.al2023", "provided.al2")
+# Custom runtimes a layer of ours runs on: the rows of the Lambda OS table (provided.al2
+# reached its end of support on 2026-06-30, and its glibc 2.26 is older than builds need).
+COMPATIBLE_RUNTIMES = compatible_runtimes()
 
 
 @dataclass(frozen=True)

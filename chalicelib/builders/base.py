@@ -13,6 +13,11 @@ from pydantic import BaseModel
 
 from chalicelib.models import BuildSpec
 
+# What a build sees of this repository: the local backend snapshots it, deploy/package.py
+# zips it for CodeBuild (the scripts read the Lambda OS table from chalicelib/).
+BUILD_SOURCE_DIRS = ("buildspec", "runtime")
+BUILD_SOURCE_FILES = ("chalicelib/lambda_os.json",)
+
 
 class BuildState(StrEnum):
     IN_PROGRESS = "IN_PROGRESS"

@@ -15,6 +15,11 @@ its own session and returns at once; everything about a build is on disk, so any
 process (the pipeline polls from its task functions) can check or stop it. ``stop_build``
 signals the runner and the running command's process group (make, the compilers, R).
 
+Every command runs inside the build root (``chalicelib.builders.buildroot``: Debian 11, no
+newer than Lambda's OS), made by the runner before the first phase when it does not exist
+yet; this build's directory and the cache are bound at their own paths, its /opt image at
+/opt, so the scripts run in ``direct`` /opt mode exactly as on CodeBuild.
+
 R's source and the package repository come from settings (``R_SOURCE``, ``CRAN_REPO``);
 with no R source configured, the sources ``make local-sources`` prepared are used for the
 R version they hold, because a machine that prepared them is one without CRAN.
@@ -38,7 +43,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from chalicelib.builders import buildroot
 from chalicelib.builders.base import (
+    BUILD_SOURCE_DIRS,
+    BUILD_SOURCE_FILES,
     BuildProgress,
     BuildState,
     artifact_prefix,
@@ -63,6 +71,7 @@ PASSED_ENV = (
     "RLAYER_JOBS",
 )
 PHASE_ORDER = ("install", "pre_build", "build", "post_build")
+
 RUNNER_MODULE = "chalicelib.builders.local"
 BUILD_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 LOG_TAIL_LINES = 40
@@ -111,6 +120,11 @@ class Plan(BaseModel):
     cwd: str
     timeout_s: float
     artifact_location: str
+    # Extra Debian packages of the build root (RLAYER_SYSTEM_PACKAGES): a root of its own.
+    root_extra: tuple[str, ...] = ()
+    # Host paths the commands see at the same path inside the root.
+    writable: list[str] = Field(default_factory=list)
+    readable: list[str] = Field(default_factory=list)
 
 
 class LocalBuildStatus(BaseModel):
@@ -205,6 +219,8 @@ class LocalBuildBackend:
         artifact_location = (self.artifact_root / artifact_prefix(build_id)).as_posix() + "/"
         env = self._environment(build_id, spec, build_dir, artifact_location)
         buildspec = Buildspec.load(self.buildspec)
+        extra = tuple(env.get("RLAYER_SYSTEM_PACKAGES", "").split())
+        env["RLAYER_BUILD_OS"] = buildroot.identity(extra)
         plan = Plan(
             build_id=build_id,
             phases=buildspec.ordered_phases(),
@@ -212,6 +228,9 @@ class LocalBuildBackend:
             cwd=str(build_dir / "src"),
             timeout_s=self.timeout_s,
             artifact_location=artifact_location,
+            root_extra=extra,
+            writable=[str(build_dir), str(self.artifact_root), env["RLAYER_CACHE_DIR"]],
+            readable=_local_inputs(env),
         )
         try:
             build_dir.mkdir(parents=True)
@@ -309,16 +328,20 @@ class LocalBuildBackend:
             )
         )
         env["RLAYER_WORK_DIR"] = str(build_dir / "work")
-        env["RLAYER_OPT_MODE"] = "bwrap"
+        # The build root binds this build's /opt image at /opt (see _Runner.argv).
+        env["RLAYER_OPT_MODE"] = "direct"
         env.update(self.extra_env)
         return env
 
     def _snapshot_sources(self, dest: Path) -> None:
         # The build runs the scripts as they were when it started, as CodeBuild would.
-        for part in ("buildspec", "runtime"):
+        for part in BUILD_SOURCE_DIRS:
             src = self.source_root / part
             if src.is_dir():
                 shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
+        for part in BUILD_SOURCE_FILES:
+            (dest / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.source_root / part, dest / part)
 
     def _runner_pid(self, build_ref: str) -> int | None:
         try:
@@ -351,6 +374,19 @@ class LocalBuildBackend:
         return status
 
 
+def _local_inputs(env: dict[str, str]) -> list[str]:
+    """Local R source and repository paths outside the cache: bound read-only."""
+    cache = env["RLAYER_CACHE_DIR"]
+    paths = []
+    for key in ("R_SOURCE", "RLAYER_CRAN_REPO"):
+        value = env.get(key, "")
+        path = value.removeprefix("file://")
+        outside = path.startswith("/") and not path.startswith(cache.rstrip("/") + "/")
+        if outside and Path(path).exists():
+            paths.append(path)
+    return paths
+
+
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
@@ -370,6 +406,7 @@ class _Runner:
         self.log = (build_dir / "build.log").open("ab", buffering=0)
         self.child: subprocess.Popen[bytes] | None = None
         self.stopping = False
+        self.prefix: list[str] = []
 
     def save(self) -> None:
         _write_json_atomic(self.build_dir / "status.json", self.status.model_dump_json())
@@ -385,6 +422,23 @@ class _Runner:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.on_term)
         deadline = time.monotonic() + self.plan.timeout_s
+        self.status.current_phase = "build_root"
+        self.save()
+        try:
+            root = buildroot.ensure(self.plan.root_extra, log=self.build_dir / "build.log")
+        except buildroot.BuildRootError as exc:
+            self.say(exc.message)
+            return self.end(BuildState.FAILED, exc.message)
+        self.say(f"build root {root.identity} at {root.path}")
+        opt = Path(self.plan.env["RLAYER_WORK_DIR"]) / "root" / "opt"
+        for path in (opt, *map(Path, self.plan.writable)):
+            path.mkdir(parents=True, exist_ok=True)
+        self.prefix = buildroot.bwrap_prefix(
+            root.path,
+            writable=[Path(p) for p in self.plan.writable],
+            readable=[Path(p) for p in self.plan.readable],
+            opt=opt,
+        )
         for phase, commands in self.plan.phases:
             self.status.current_phase = phase
             phase_start = time.monotonic()
@@ -409,7 +463,7 @@ class _Runner:
     def run_command(self, command: str, deadline: float) -> tuple[BuildState, str] | None:
         # Its own process group, so a stop or a timeout reaches make, cc and R under it.
         self.child = subprocess.Popen(
-            ["sh", "-c", command],
+            [*self.prefix, "sh", "-c", command],
             cwd=self.plan.cwd,
             env=self.plan.env,
             stdin=subprocess.DEVNULL,

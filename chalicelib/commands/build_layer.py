@@ -8,6 +8,7 @@ prints their sizes; on failure, exits 1 with the failing step and its log tail.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import secrets
 import shutil
 import time
@@ -21,8 +22,10 @@ from rich.table import Table
 from chalicelib.builders.base import BuildState
 from chalicelib.builders.local import LocalBuildBackend
 from chalicelib.client import options
-from chalicelib.errors import request_invalid
+from chalicelib.errors import ArtifactInvalidError, request_invalid
+from chalicelib.lambda_os import DEFAULT_TARGET
 from chalicelib.models import BuildSpec, LayerManifest
+from chalicelib.pipeline.artifacts import LayerArtifact, validate_artifacts
 from chalicelib.settings import get_settings
 
 ARTIFACTS = ("runtime.zip", "runtime.manifest.json", "packages.zip", "packages.manifest.json")
@@ -110,6 +113,14 @@ def run(args: argparse.Namespace) -> int:
 
     assert progress.artifact_location is not None
     source_dir = Path(progress.artifact_location)
+    try:
+        # The gate ValidateArtifact runs, ABI included: a layer that would not load on
+        # Lambda is not handed out.
+        validate_directory(spec, source_dir)
+    except ArtifactInvalidError as exc:
+        err.print(f"the layers would not run on {DEFAULT_TARGET}: {exc.message}", markup=False)
+        err.print(f"they stay in {source_dir}", markup=False)
+        return options.EXIT_FAILED
     args.out.mkdir(parents=True, exist_ok=True)
     for name in ARTIFACTS:
         (args.out / name).unlink(missing_ok=True)  # no stale layer from an earlier build
@@ -119,6 +130,24 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(source_dir, ignore_errors=True)  # they live in --out now
     out.print(_sizes_table(args.out, time.monotonic() - started))
     return options.EXIT_OK
+
+
+def validate_directory(spec: BuildSpec, directory: Path) -> None:
+    """validate_artifacts over the zips and manifests a build left in ``directory``."""
+    with contextlib.ExitStack() as stack:
+        artifacts = [
+            LayerArtifact(
+                kind=kind,
+                manifest=(directory / f"{kind}.manifest.json").read_bytes(),
+                zip_file=stack.enter_context((directory / f"{kind}.zip").open("rb")),
+                expected_layer_name=spec.runtime_layer_name
+                if kind == "runtime"
+                else spec.packages_layer_name,
+            )
+            for kind in ("runtime", "packages")
+            if (directory / f"{kind}.zip").is_file()
+        ]
+        validate_artifacts(spec, artifacts)
 
 
 def _sizes_table(out_dir: Path, seconds: float) -> Table:

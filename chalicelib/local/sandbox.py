@@ -4,8 +4,10 @@ A :class:`Sandbox` is one function's execution environment on this machine: its 
 merged into one directory (zips unzipped in order, later layers overwriting earlier ones,
 as Lambda does) that bubblewrap binds read-only at ``/opt``, the function code at
 ``/var/task``, a private ``/tmp``, and the host's network namespace so the runtime reaches
-the Runtime API emulator on loopback. Without layers and without bubblewrap the runtime of
-this repository runs directly on the host with host R (handler development).
+the Runtime API emulator on loopback. With layers, the root around them is shaped like
+provided.al2023 (``chalicelib.local.lambda_root``): none of the host's /usr, /lib or /etc.
+Without layers the runtime of this repository runs with host R, in a sandbox that sees the
+host's system directories or directly on the host (handler development).
 
 A :class:`RuntimeProcess` is one start of the bootstrap in it: output captured (stdout and
 stderr merged, as CloudWatch shows them), memory read from /proc, killed as a group.
@@ -29,6 +31,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from chalicelib.errors import ConfigurationError, RequestInvalidError
+from chalicelib.local import lambda_root
 
 OPT = "/opt"
 TASK_ROOT = "/var/task"
@@ -170,6 +173,39 @@ def bwrap_argv(bwrap: str, opt_dir: Path, task_root: Path, entrypoint: str) -> l
     return argv
 
 
+def lambda_bwrap_argv(
+    bwrap: str, root: Path, opt_dir: Path, task_root: Path, entrypoint: str
+) -> list[str]:
+    """The Lambda-shaped root read-only at /, the layers at /opt and the code at /var/task
+    (read-only, as on Lambda), a private /tmp; the host network (the Runtime API)."""
+    return [
+        bwrap,
+        "--die-with-parent",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--ro-bind",
+        str(root),
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        "--ro-bind",
+        str(opt_dir),
+        OPT,
+        "--ro-bind",
+        str(task_root),
+        TASK_ROOT,
+        "--chdir",
+        TASK_ROOT,
+        entrypoint,
+    ]
+
+
 class Sandbox:
     """One function's /opt and /var/task; starts :class:`RuntimeProcess` es in them."""
 
@@ -197,6 +233,7 @@ class Sandbox:
                 "(no --layer) can run"
             )
         self.mode = mode
+        self._root: Path | None = None
         self._tmp: Path | None = None
         self._opt: Path | None = None
         self._entrypoint: str | None = None
@@ -210,6 +247,9 @@ class Sandbox:
         """Merge the layers (once per sandbox; processes restarted after a crash reuse it)."""
         if self._opt is not None:
             return
+        if self.layers and self.mode is SandboxMode.BWRAP:
+            # Made once per machine from the build root (the first call may take a minute).
+            self._root = lambda_root.ensure()
         layers = self.layers or [repo_runtime_dir()]
         if len(layers) == 1 and layers[0].is_dir():
             self._opt = layers[0]  # nothing to merge: bind it as it is
@@ -241,7 +281,12 @@ class Sandbox:
             raise ConfigurationError("no executable bootstrap in /var/task or /opt")
         if self.mode is SandboxMode.BWRAP:
             assert self._bwrap is not None
-            argv = bwrap_argv(self._bwrap, self.opt_dir, self.task_root, entry)
+            if self._root is not None:
+                argv = lambda_bwrap_argv(
+                    self._bwrap, self._root, self.opt_dir, self.task_root, entry
+                )
+            else:
+                argv = bwrap_argv(self._bwrap, self.opt_dir, self.task_root, entry)
         else:
             argv = [entry]
         return RuntimeProcess(argv, env, cwd=self.task_root, log_sink=log_sink)

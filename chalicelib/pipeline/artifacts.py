@@ -33,7 +33,10 @@ from typing import BinaryIO, Literal
 from pydantic import ValidationError
 
 from chalicelib.errors import ArtifactInvalidError
-from chalicelib.models import Architecture, BuildSpec, LayerManifest
+from chalicelib.lambda_os import LambdaOS, newest
+from chalicelib.lambda_os import target as default_target
+from chalicelib.models import BuildSpec, LayerManifest
+from chalicelib.pipeline.abi import check_abi, is_elf
 
 Kind = Literal["runtime", "packages"]
 
@@ -49,8 +52,6 @@ R_LIBRARY = "R/lib/R/library/"
 SITE_LIBRARY = "packages/library/"
 # The loop's own dependency, always in the runtime layer.
 RUNTIME_PACKAGES = ("jsonlite",)
-# ELF e_machine values.
-ELF_MACHINES = {62: Architecture.X86_64, 183: Architecture.ARM64}
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 _BUILT_R_RE = re.compile(r"^R (\d+\.\d+)\.\d+")
 _CHUNK = 1 << 20
@@ -107,6 +108,7 @@ def validate_artifacts(
     *,
     margin: int = FUNCTION_CODE_MARGIN,
     limit: int = LAMBDA_UNZIPPED_LIMIT,
+    target: LambdaOS | None = None,
 ) -> list[ValidatedLayer]:
     """Check every layer of a build; return what was measured or raise with every reason."""
     problems = _Problems()
@@ -127,6 +129,7 @@ def validate_artifacts(
         # Decompress only once the sizes are known to be sane (a zip bomb stops above).
         for o in opened:
             _check_integrity(o, problems)
+        _check_abi(spec, target or default_target(), opened, problems)
     for o in opened:
         _check_manifest(spec, o, problems)
         if o.zf is not None and o.artifact.kind == "runtime":
@@ -289,10 +292,6 @@ def _check_runtime(spec: BuildSpec, o: _Opened, problems: _Problems) -> None:
     for pkg in RUNTIME_PACKAGES:
         if _description(o, f"{R_LIBRARY}{pkg}/DESCRIPTION") is None:
             problems.add(o.zip_name, f"{pkg}, which the runtime loop needs, is not installed")
-    if R_BINARY in o.infos and not o.infos[R_BINARY].is_dir():
-        arch, what = _elf_architecture(zf.read(o.infos[R_BINARY])[:20])
-        if arch is not spec.architecture:
-            problems.add(o.zip_name, f"{R_BINARY} is {what}, not {spec.architecture.value}")
 
 
 # What each layer may put into /opt; anything else could shadow another layer's files.
@@ -311,13 +310,47 @@ def _check_layout(o: _Opened, problems: _Problems) -> None:
         )
 
 
-def _elf_architecture(header: bytes) -> tuple[Architecture | None, str]:
-    if len(header) < 20 or header[:4] != b"\x7fELF":
-        return None, "not an ELF binary"
-    order: Literal["little", "big"] = "little" if header[5] == 1 else "big"
-    machine = int.from_bytes(header[18:20], order)
-    arch = ELF_MACHINES.get(machine)
-    return arch, f"built for {arch.value if arch else f'ELF machine {machine}'}"
+def _check_abi(
+    spec: BuildSpec, target: LambdaOS, opened: Sequence[_Opened], problems: _Problems
+) -> None:
+    """The ABI gate (chalicelib.pipeline.abi) over the layers as Lambda merges them at /opt,
+    and the manifests' build_root / needs_glibc / needs_glibcxx against what it read."""
+    elf_data: dict[str, bytes] = {}
+    files: list[str] = []
+    links: dict[str, str] = {}
+    owner: dict[str, _Opened] = {}
+    for o in opened:
+        if o.zf is None:
+            continue
+        for name, info in o.infos.items():
+            if info.is_dir():
+                continue
+            path = f"/opt/{name}"
+            owner[path] = o
+            try:
+                if stat.S_ISLNK(_mode(info)):
+                    links[path] = o.zf.read(info).decode("utf-8", "replace")
+                    continue
+                files.append(path)
+                with o.zf.open(info) as entry:
+                    if is_elf(entry.read(4)):
+                        elf_data[path] = o.zf.read(info)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError):
+                continue  # reported by the integrity check
+    report = check_abi(target, spec.architecture, elf_data, files, links)
+    for path, reason in report.problems:
+        problems.add(f"{owner[path].zip_name}: {path.removeprefix('/opt/')}", reason)
+    for o in opened:
+        if o.manifest is None or o.zf is None:
+            continue
+        nodes = [n for p, ns in report.nodes.items() if owner[p] is o for n in ns]
+        where = f"{o.artifact.kind}.manifest.json"
+        for name, claimed, actual in (
+            ("needs_glibc", o.manifest.needs_glibc, newest(nodes, "GLIBC_")),
+            ("needs_glibcxx", o.manifest.needs_glibcxx, newest(nodes, "GLIBCXX_")),
+        ):
+            if claimed != actual:
+                problems.add(where, f"{name} is {claimed!r} but its ELF files need {actual!r}")
 
 
 def _check_packages(spec: BuildSpec, opened: Iterable[_Opened], problems: _Problems) -> None:

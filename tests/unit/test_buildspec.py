@@ -164,6 +164,7 @@ def test_manifest_is_a_layer_manifest_field_for_field(
     monkeypatch.setenv("RLAYER_PACKAGES_LAYER_NAME", "r-4_2_2-x86_64-pkgs-abc")
     monkeypatch.setenv("RLAYER_R_VERSION", "4.2.2")
     monkeypatch.setenv("RLAYER_ARCH", "x86_64")
+    monkeypatch.setenv("RLAYER_BUILD_OS", "debian-bullseye-test")
     lib = tmp_path / "opt/packages/library"
     for name, version, priority in (
         ("digest", "0.6.31", None),
@@ -212,6 +213,7 @@ def test_mark_reused_rewrites_only_that_field(
     monkeypatch.setenv("RLAYER_RUNTIME_LAYER_NAME", "r-4_2_2-x86_64")
     monkeypatch.setenv("RLAYER_R_VERSION", "4.2.2")
     monkeypatch.setenv("RLAYER_ARCH", "x86_64")
+    monkeypatch.setenv("RLAYER_BUILD_OS", "debian-bullseye-test")
     (tmp_path / "opt/runtime").mkdir(parents=True)
     (tmp_path / "opt/runtime/runtime.R").write_text("x")
     layerzip.write_zip(tmp_path / "opt", tmp_path / "runtime.zip", ["runtime"])
