@@ -37,7 +37,9 @@ sed -i "s|^R_LIBS_SITE=.*|R_LIBS_SITE=\${R_LIBS_SITE:-'/opt/packages/library'}|"
 grep -q "^R_LIBS_SITE=.*/opt/packages/library" "$R_HOME_DIR/etc/Renviron" ||
   die "could not set R_LIBS_SITE in etc/Renviron"
 
-# 3. jsonlite, which the loop needs, into R's own library.
+# 3. The which(1) R's Sys.which() runs (configure-flags.txt), then jsonlite, which the loop
+# needs, into R's own library.
+install -m 0755 "$BUILDSPEC_DIR/which" "$OPT/R/bin/which"
 log "installing jsonlite into R's library"
 RLAYER_PKG_TARGET=/opt/R/lib/R/library RLAYER_PKG_LIST=jsonlite RLAYER_CRAN_REPO="$CRAN_REPO" \
   RLAYER_JOBS="$JOBS" in_opt /opt/R/bin/Rscript --vanilla "$BUILDSPEC_DIR/install-packages.R"

@@ -24,10 +24,14 @@ set --
 while IFS= read -r flag; do set -- "$@" "$flag"; done <<FLAGS
 $(configure_flags)
 FLAGS
+# R's Sys.which() runs the which(1) configure-flags.txt names (the layer's own: Lambda has
+# none), and R's own build calls it when utils loads: it must exist before make.
+mkdir -p "$OPT/R/bin"
+install -m 0755 "$BUILDSPEC_DIR/which" "$OPT/R/bin/which"
 log "configure $*"
 ./configure "$@"
 log "make -j$JOBS"
-make -j"$JOBS"
+in_opt make -j"$JOBS"
 if [ "$RLAYER_OPT_MODE" = direct ]; then
   make install
 else

@@ -4,18 +4,22 @@ break exactly one thing at a time.
 Two flavours of runtime layer:
 - ``synthetic_runtime``: the /opt layout with stand-in files (an ELF header for R's
   binary, DESCRIPTIONs) -- enough for the validator, not runnable;
-- ``host_runtime``: runnable on this machine -- the repository's real bootstrap and
-  runtime.R, with ``R/bin/Rscript`` a shim to the host's R (Debian's; the tests request
-  its version, HOST_R_VERSION) and jsonlite copied from the host's library. The canary
-  runs on it for real.
+- ``built_runtime``: runnable, on Lambda too -- a real runtime layer, R compiled in the
+  build root by the local build backend (once per recipe; later sessions restore it from
+  the build cache in seconds). The canary runs on it for real, in the Lambda-shaped root.
+  Packages layers take the host's installed packages (Debian's, built for the same R).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
+import shutil
 import stat
+import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -29,16 +33,8 @@ HOST_R_HOME = Path("/usr/lib/R")
 HOST_SITE_LIBRARY = HOST_R_HOME / "site-library"
 
 
-def _host_r_version() -> str:
-    # The R the host layers run (Debian's r-base-core); the tests request this version.
-    path = HOST_R_HOME / "library" / "base" / "DESCRIPTION"
-    for line in path.read_text().splitlines() if path.exists() else []:
-        if line.startswith("Version:"):
-            return line.split(":", 1)[1].strip()
-    return "4.2.2"
-
-
-HOST_R_VERSION = _host_r_version()
+# The R the built runtime layer holds (what `make local-sources` prepares).
+HOST_R_VERSION = "4.2.2"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 RECIPE_HASH = "recipe0123456789abcdef"
 BUILD_ROOT = "debian-bullseye-test"
@@ -121,26 +117,43 @@ def _tree(root: Path, prefix: str) -> list[Entry]:
     return entries
 
 
-RSCRIPT_SHIM = b"""#!/bin/sh
-# Test stand-in for a compiled R: the host's R, with this layer's library first.
-export R_LIBS="/opt/R/lib/R/library${R_LIBS:+:$R_LIBS}"
-exec /usr/bin/Rscript "$@"
-"""
+@functools.lru_cache(maxsize=1)
+def built_runtime() -> tuple[list[Entry], LayerManifest, bytes]:
+    """The entries and manifest of a real runtime layer for R HOST_R_VERSION (see above)."""
+    from chalicelib.builders.base import BuildState
+    from chalicelib.builders.local import LocalBuildBackend
+    from chalicelib.builders.sources import ensure_local_sources
+    from chalicelib.settings import get_settings
 
-
-def host_runtime(spec: BuildSpec) -> list[Entry]:
-    boot = REPO / "runtime" / "bootstrap"
-    return [
-        Entry("bootstrap", (boot / "bootstrap").read_bytes(), 0o755),
-        Entry("runtime/runtime.R", (boot / "runtime.R").read_bytes()),
-        Entry("R/bin/Rscript", RSCRIPT_SHIM, 0o755),
-        Entry("R/lib/R/bin/exec/R", (HOST_R_HOME / "bin/exec/R").read_bytes(), 0o755),
-        Entry(
-            "R/lib/R/library/base/DESCRIPTION",
-            (HOST_R_HOME / "library/base/DESCRIPTION").read_bytes(),
-        ),
-        *_tree(HOST_SITE_LIBRARY / "jsonlite", "R/lib/R/library/jsonlite/"),
-    ]
+    sources = ensure_local_sources()
+    settings = get_settings().model_copy(
+        update={"r_source": sources.r_source, "cran_repo": sources.cran_repo}
+    )
+    work = Path(tempfile.mkdtemp(prefix="rlayer-test-runtime-"))
+    backend = LocalBuildBackend(settings, work_root=work)
+    ref = backend.start_build("test-runtime", BuildSpec(r_version=HOST_R_VERSION))
+    deadline = time.monotonic() + 45 * 60
+    while (progress := backend.check_build(ref)).state is BuildState.IN_PROGRESS:
+        assert time.monotonic() < deadline, "the runtime layer build took too long"
+        time.sleep(0.5)
+    assert progress.state is BuildState.SUCCEEDED, progress.reason
+    out = Path(progress.artifact_location or "")
+    manifest = LayerManifest.model_validate_json((out / "runtime.manifest.json").read_text())
+    entries = []
+    with zipfile.ZipFile(out / "runtime.zip") as zf:
+        for info in zf.infolist():
+            mode = info.external_attr >> 16
+            entries.append(
+                Entry(
+                    info.filename,
+                    b"" if info.is_dir() else zf.read(info),
+                    stat.S_IMODE(mode),
+                    symlink=stat.S_ISLNK(mode),
+                )
+            )
+    data = (out / "runtime.zip").read_bytes()
+    shutil.rmtree(work, ignore_errors=True)
+    return entries, manifest, data
 
 
 def host_package(name: str) -> list[Entry]:
@@ -227,11 +240,20 @@ class Artifacts:
 
     @classmethod
     def host(cls, spec: BuildSpec, broken: dict[str, str] | None = None) -> Artifacts:
-        """Runnable layers on the host's R; ``broken`` packages validate but fail to load."""
-        runtime = Layer("runtime", host_runtime(spec), packages={"jsonlite": "1.8.4"})
+        """Runnable layers (the built runtime, the host's packages); ``broken`` packages
+        validate but fail to load."""
+        entries, built, zip_bytes = built_runtime()
+        overrides = {"needs_glibc": built.needs_glibc, "needs_glibcxx": built.needs_glibcxx}
+        runtime = Layer(
+            "runtime",
+            entries,
+            packages={"jsonlite": built.packages["jsonlite"]},
+            overrides=overrides,
+            zip_bytes=zip_bytes,
+        )
         layers = [runtime]
         if spec.packages:
-            entries: list[Entry] = []
+            entries = []
             versions: dict[str, str] = {}
             for pkg in spec.packages:
                 if broken and pkg.name in broken:
@@ -247,6 +269,8 @@ class Artifacts:
         return next(layer for layer in self.layers if layer.kind == kind)
 
     def with_layer(self, kind: Kind, **changes: object) -> Artifacts:
+        if "entries" in changes:
+            changes.setdefault("zip_bytes", None)  # the zip is made from the new entries
         layers = [replace(la, **changes) if la.kind == kind else la for la in self.layers]  # type: ignore[arg-type]
         return Artifacts(self.spec, layers)
 

@@ -10,9 +10,9 @@ at /etc/pki/tls/certs/ca-bundle.crt. The layers then see only what they would se
 Lambda, and a library a layer forgot to bundle is missing here too.
 
 What still differs (the README lists it): the libraries are Debian 11's builds (OpenSSL
-1.1 under libcurl instead of OpenSSL 3, so libssl.so.3 is absent), no gconv modules (iconv
-has glibc's built-in UTF-8/UTF-16/UCS-4/ASCII/Latin-1 only), no zoneinfo (TZ=:UTC is glibc's
-built-in UTC), no en_US.UTF-8 locale.
+1.1 under libcurl instead of OpenSSL 3, so libssl.so.3 is absent), only the gconv modules
+glibc's main package keeps on Amazon Linux (UTF-16/32/7, UNICODE, ISO-8859-1/15), at
+Debian's path, no zoneinfo (TZ=:UTC is glibc's built-in UTC), no en_US.UTF-8 locale.
 """
 
 from __future__ import annotations
@@ -32,9 +32,20 @@ from chalicelib.lambda_os import DEFAULT_TARGET, LambdaOS, target
 from chalicelib.pipeline.abi import ElfUnreadable, is_elf, read_elf
 
 # Bump when the layout below changes: part of the cache key.
-LAYOUT_VERSION = "1"
+LAYOUT_VERSION = "2"
 META = ".rlayer-lambda-root.json"
 TRIPLETS = ("x86_64-linux-gnu", "aarch64-linux-gnu")
+# The gconv modules Amazon Linux's glibc package keeps (the rest are in glibc-gconv-extra,
+# which the image lacks); they stay at Debian's path, where Debian's libc looks for them.
+GCONV_MODULES = (
+    "UTF-16.so",
+    "UTF-32.so",
+    "UTF-7.so",
+    "UNICODE.so",
+    "ISO8859-1.so",
+    "ISO8859-15.so",
+    "gconv-modules",
+)
 MOUNT_POINTS = ("proc", "dev", "tmp", "opt", "var/task", "var/runtime", "root")
 LINKS = {"bin": "usr/bin", "sbin": "usr/sbin", "lib": "usr/lib", "lib64": "usr/lib64"}
 PASSWD = (
@@ -168,6 +179,12 @@ def _assemble(src: Path, os_row: LambdaOS, dest: Path) -> dict[str, list[str]]:
         # Where Debian's libcurl looks by default; Amazon Linux's looks at the bundle itself.
         (dest / "etc/ssl/certs").mkdir(parents=True)
         (dest / "etc/ssl/certs/ca-certificates.crt").symlink_to("/etc/pki/tls/certs/ca-bundle.crt")
+    for triplet in TRIPLETS:
+        gconv = src / "usr/lib" / triplet / "gconv"
+        if gconv.is_dir():
+            (dest / "usr/lib" / triplet / "gconv").mkdir(parents=True)
+            for module in GCONV_MODULES:
+                shutil.copy2(gconv / module, dest / "usr/lib" / triplet / "gconv" / module)
     locale = src / "usr/lib/locale/C.UTF-8"
     if locale.is_dir():
         shutil.copytree(locale, dest / "usr/lib/locale/C.utf8")

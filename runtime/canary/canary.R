@@ -2,6 +2,7 @@
 #
 # Event:    {"expected_r_version": "4.2.2", "packages": ["jsonlite", "digest"]}
 # Response: {"r_version": "4.2.2", "packages": {"jsonlite": "1.8.4", ...}, "failed": {},
+#            "environment": {"locale": "C.UTF-8", "iconv": true},
 #            "result": {...}, "timings": {"load_ms": ..., "compute_ms": ...}}
 #
 # It fails (an R error of class "CanaryError", so the invoke has a FunctionError) when R is
@@ -37,6 +38,22 @@ compute <- function(loaded) {
   result
 }
 
+# The locale R started with and iconv: Lambda's image has glibc's C.UTF-8 and only its
+# built-in converters (no gconv modules) locally; R must still start in UTF-8 and convert.
+check_environment <- function() {
+  ctype <- Sys.getlocale("LC_CTYPE")
+  if (!isTRUE(l10n_info()[["UTF-8"]])) {
+    canary_fail(sprintf("R started in locale '%s', not a UTF-8 one", ctype))
+  }
+  text <- "na\u00efve \u20ac"
+  utf16 <- iconv(text, "UTF-8", "UTF-16LE", toRaw = TRUE)[[1]]
+  back <- if (is.null(utf16)) NA_character_ else iconv(list(utf16), "UTF-16LE", "UTF-8")
+  if (!identical(back, text)) canary_fail("iconv cannot convert UTF-8 to UTF-16LE and back")
+  latin1 <- iconv("na\u00efve", "UTF-8", "latin1")
+  if (is.na(latin1)) canary_fail("iconv cannot convert UTF-8 to latin1")
+  list(locale = ctype, iconv = TRUE)
+}
+
 handler <- function(event) {
   r_version <- paste(R.version$major, R.version$minor, sep = ".")
   expected <- event$expected_r_version
@@ -44,6 +61,7 @@ handler <- function(event) {
     canary_fail(sprintf("R is %s, expected %s", r_version, expected))
   }
 
+  environment <- check_environment()
   started <- now_ms()
   packages <- structure(list(), names = character())
   failed <- structure(list(), names = character())
@@ -74,6 +92,7 @@ handler <- function(event) {
     r_version = r_version,
     packages = packages,
     failed = failed,
+    environment = environment,
     result = result,
     timings = list(load_ms = round(load_ms, 3), compute_ms = round(compute_ms, 3))
   )

@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import stat
 import subprocess
 import time
@@ -26,6 +25,7 @@ import pytest
 from chalicelib.builders.base import BuildProgress, BuildState
 from chalicelib.builders.local import BUILDSPEC, LocalBuildBackend
 from chalicelib.builders.sources import LocalSources, ensure_local_sources
+from chalicelib.local import lambda_root
 from chalicelib.models import Architecture, BuildSpec, LayerManifest
 from chalicelib.settings import get_settings
 
@@ -38,7 +38,6 @@ SECOND = BuildSpec(r_version=R_VERSION, architecture=ARCH, packages=["base64enc"
 # A first build may compile R: generous, but bounded.
 BUILD_TIMEOUT_S = 45 * 60
 REPO_ROOT = BUILDSPEC.parents[1]
-OS_LIBS = BUILDSPEC.parent / "lambda-os-libs.txt"
 
 
 @dataclass
@@ -191,55 +190,14 @@ def test_the_pipeline_validator_accepts_the_layers(first: Built) -> None:
 
 
 # -- the layers run -------------------------------------------------------------------------
-def _glibc_only_sandbox(opt: Path) -> list[str]:
-    """bwrap argv: an empty root with only the libraries of lambda-os-libs.txt from this
-    machine (what the Lambda OS provides: glibc, its loader, libcurl, OpenSSL, zlib, the C++
-    runtime) with what they need in turn, /bin/sh, which, uname and rm (R's utils and
-    tempdir cleanup call them; they need only libc), and the layers at /opt."""
-    wanted = {
-        line.strip()
-        for line in OS_LIBS.read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    }
-    cache = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=True).stdout
-    # The OS carries its libraries' own dependencies (libcurl's TLS stack, say).
-    for line in cache.splitlines()[1:]:
-        name, _, path = line.strip().partition(" => ")
-        if name.split(" ")[0] in wanted and Path(path).exists():
-            wanted |= {
-                dep.split()[0]
-                for dep in subprocess.run(
-                    ["ldd", path], capture_output=True, text=True, check=False
-                ).stdout.splitlines()
-                if "=>" in dep
-            }
-    argv = ["bwrap", "--tmpfs", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    seen: set[str] = set()
-    for line in cache.splitlines()[1:]:
-        name, _, path = line.strip().partition(" => ")
-        soname = name.split(" ")[0]
-        if soname not in wanted or not Path(path).exists():
-            continue
-        real = os.path.realpath(path)
-        for target in (real, os.path.realpath(os.path.dirname(path)) + "/" + soname):
-            if target in seen:
-                continue
-            seen.add(target)
-            if target == real:
-                argv += ["--ro-bind", real, real]
-            else:
-                argv += ["--symlink", real, target]
-    for loader in ("/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"):
-        if os.path.exists(loader) and loader not in seen:
-            # The ELF interpreter path is absolute: recreate it (through /lib -> usr/lib).
-            argv += ["--symlink", os.path.realpath(loader), loader]
-    for tool, inside in (("sh", "/bin/sh"), ("which", "/usr/bin/which")):
-        argv += ["--ro-bind", os.path.realpath(shutil.which(tool) or tool), inside]
-    for tool in ("uname", "rm"):
-        argv += ["--ro-bind", os.path.realpath(shutil.which(tool) or tool), f"/usr/bin/{tool}"]
-    argv += ["--ro-bind", str(opt), "/opt", "--clearenv", "--setenv", "PATH", "/usr/bin:/bin"]
-    argv += ["--setenv", "R_HOME", "/opt/R/lib/R"]
-    argv += ["--setenv", "LD_LIBRARY_PATH", "/opt/R/lib/R/lib:/opt/lib"]
+def _lambda_sandbox(opt: Path) -> list[str]:
+    """bwrap argv: the Lambda-shaped root (what provided.al2023 has, from the build root)
+    with the layers at /opt, and nothing of this machine's /usr, /lib or /etc."""
+    root = lambda_root.ensure()
+    argv = ["bwrap", "--ro-bind", str(root), "/", "--proc", "/proc", "--dev", "/dev"]
+    argv += ["--tmpfs", "/tmp", "--ro-bind", str(opt), "/opt", "--clearenv"]
+    argv += ["--setenv", "PATH", "/usr/bin:/bin", "--setenv", "R_HOME", "/opt/R/lib/R"]
+    argv += ["--setenv", "LD_LIBRARY_PATH", "/lib64:/usr/lib64:/opt/R/lib/R/lib:/opt/lib"]
     return argv
 
 
@@ -258,7 +216,7 @@ def test_r_and_the_packages_run_with_nothing_but_the_lambda_os_libraries(opt: Pa
     # R's binary directly: no bash needed, so the sandbox holds only what Lambda promises.
     done = subprocess.run(
         [
-            *_glibc_only_sandbox(opt),
+            *_lambda_sandbox(opt),
             "/opt/R/lib/R/bin/exec/R",
             "--no-echo",
             "--vanilla",
@@ -387,6 +345,58 @@ def test_the_canary_runs_through_the_bootstrap_under_the_runtime_api_emulator(
     assert body["result"]["sha256"] == hashlib.sha256(b"rlayer").hexdigest()
     assert body["result"]["json_roundtrip"] is True
     assert again.ok and again.json_payload()["r_version"] == R_VERSION
+
+
+def _drop_from_zip(source: Path, prefix: str, dest: Path) -> Path:
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            if not info.filename.startswith(prefix):
+                zout.writestr(info, zin.read(info))
+    return dest
+
+
+def test_a_runtime_layer_missing_libgfortran_fails_like_on_lambda_naming_it(
+    first: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The host has a libgfortran; the Lambda-shaped root does not, nor does Lambda."""
+    from chalicelib.cli import main
+    from chalicelib.local.runtime_api import RuntimeSession
+
+    broken = _drop_from_zip(first.zip("runtime"), "lib/libgfortran", tmp_path / "runtime.zip")
+    canary = REPO_ROOT / "runtime" / "canary"
+    event = {"expected_r_version": R_VERSION, "packages": ["jsonlite"]}
+    with RuntimeSession(
+        layers=[broken], task_root=canary, handler="canary.handler", timeout_s=60
+    ) as session:
+        result = session.invoke(json.dumps(event).encode())
+    assert not result.ok
+    assert result.error_type == "Runtime.ExitError", result
+    assert "libgfortran.so.5: cannot open shared object file" in result.log_tail
+
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(event))
+    argv = ["invoke", "canary.handler", "--event", str(event_file), "--task-root", str(canary)]
+    status = main([*argv, "--layer", str(broken), "--timeout", "60"])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "libgfortran.so.5" in captured.err + captured.out
+    # The unmodified layer passes the same way.
+    status = main([*argv, "--layer", str(first.zip("runtime")), "--timeout", "60"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert json.loads(captured.out)["r_version"] == R_VERSION
+
+
+def test_the_layers_were_built_in_the_build_root_for_lambdas_glibc(first: Built) -> None:
+    for kind in ("runtime", "packages"):
+        manifest = first.manifest(kind)
+        assert manifest.build_root.startswith("debian-bullseye-")
+    runtime = first.manifest("runtime")
+    assert runtime.needs_glibc is not None
+    assert tuple(map(int, runtime.needs_glibc.split("."))) <= (2, 34)
+    # The gate's limits: 15 MB zipped, 45 MB unzipped for the runtime layer.
+    assert runtime.zipped_bytes <= 15_000_000
+    assert runtime.unzipped_bytes <= 45_000_000
 
 
 # -- the command -----------------------------------------------------------------------------

@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 from chalicelib.builders.local import BUILDSPEC
+from chalicelib.lambda_os import target
 
 CLOSURE = BUILDSPEC.parent / "closure.sh"
-OS_LIBS = BUILDSPEC.parent / "lambda-os-libs.txt"
 
 # bwrap, patchelf and xz come with scripts/system-deps.sh (`make deps`).
 
@@ -24,10 +24,12 @@ def _ldd_names(elf: Path) -> set[str]:
 
 
 def _closure(opt: Path, listing: Path, *dirs: str) -> subprocess.CompletedProcess[str]:
+    os_libs = listing.with_name("os-libs.txt")
+    os_libs.write_text("".join(f"{name}\n" for name in _os_libs()))
     return subprocess.run(
         [
             *("bwrap", "--dev-bind", "/", "/", "--bind", str(opt), "/opt", "--"),
-            *("sh", str(CLOSURE), str(listing), str(OS_LIBS), *dirs),
+            *("sh", str(CLOSURE), str(listing), str(os_libs), *dirs),
         ],
         capture_output=True,
         text=True,
@@ -36,11 +38,7 @@ def _closure(opt: Path, listing: Path, *dirs: str) -> subprocess.CompletedProces
 
 
 def _os_libs() -> set[str]:
-    return {
-        line.strip()
-        for line in OS_LIBS.read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    }
+    return set(target().libraries)
 
 
 def test_libraries_outside_glibc_are_copied_and_listed(tmp_path: Path) -> None:

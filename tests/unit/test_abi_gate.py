@@ -273,3 +273,10 @@ def test_the_table_drops_provided_al2_and_backs_the_compatible_runtimes() -> Non
     assert not AL2023.defines("libc.so.6", "GLIBC_PRIVATE")
     assert AL2023.defines("libgcc_s.so.1", "GCC_4.2.0")
     assert not AL2023.defines("libgcc_s.so.1", "GCC_12.0.0")
+
+
+def test_the_readme_shows_the_table_as_it_is() -> None:
+    from chalicelib.lambda_os import render_markdown
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert render_markdown() in readme
