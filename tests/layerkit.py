@@ -12,6 +12,7 @@ Two flavours of runtime layer:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -26,7 +27,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from chalicelib.lambda_os import newest
 from chalicelib.models import Architecture, BuildSpec, LayerManifest
+from chalicelib.pipeline.abi import ElfUnreadable, is_elf, read_elf
 
 REPO = Path(__file__).resolve().parents[1]
 HOST_R_HOME = Path("/usr/lib/R")
@@ -185,6 +188,16 @@ class Layer:
             self._zip = make_zip(self.entries)
         return self._zip
 
+    def _needs(self) -> dict[str, str | None]:
+        """needs_glibc / needs_glibcxx as a build would write them for these entries."""
+        nodes: list[str] = []
+        for e in self.entries:
+            if not e.symlink and is_elf(e.data):
+                with contextlib.suppress(ElfUnreadable):
+                    elf = read_elf(f"/opt/{e.name}", e.data)
+                    nodes += [n for ns in elf.verneed.values() for n in ns]
+        return {"needs_glibc": newest(nodes, "GLIBC_"), "needs_glibcxx": newest(nodes, "GLIBCXX_")}
+
     def manifest(self, spec: BuildSpec) -> LayerManifest:
         data = self.zip()
         try:
@@ -202,6 +215,7 @@ class Layer:
             "architecture": spec.architecture,
             "recipe_hash": RECIPE_HASH,
             "build_root": BUILD_ROOT,
+            **self._needs(),
             "packages": self.packages,
             "file_count": sum(1 for i in infos if not i.is_dir()),
             "zipped_bytes": len(data),
@@ -438,7 +452,7 @@ BROKEN: dict[str, tuple[Mutation, str]] = {
             "R/lib/R/bin/exec/R",
             data=elf_header(Architecture.ARM64) + bytes(64),
         ),
-        "R/lib/R/bin/exec/R is built for arm64, not x86_64",
+        "R/lib/R/bin/exec/R: ELF machine is arm64, the build is for x86_64",
     ),
     "packages_layer_missing": (
         _drop_layer("packages"),

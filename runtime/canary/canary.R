@@ -85,7 +85,18 @@ handler <- function(event) {
   }
 
   started <- now_ms()
-  result <- compute(names(packages))
+  # A library the layer lacks shows up as a warning from dyn.load before the error
+  # (LAPACK's lapack.so needs libgfortran): the failure names it.
+  warned <- character()
+  result <- withCallingHandlers(
+    tryCatch(compute(names(packages)), error = function(e) {
+      canary_fail(paste(c(conditionMessage(e), warned), collapse = ": "))
+    }),
+    warning = function(w) {
+      warned <<- c(warned, gsub("\\s+", " ", conditionMessage(w)))
+      invokeRestart("muffleWarning")
+    }
+  )
   compute_ms <- now_ms() - started
 
   list(

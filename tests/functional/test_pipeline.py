@@ -83,7 +83,7 @@ def test_a_build_goes_all_the_way_and_is_proven_by_the_canary(
     )
     for layer, license_info in ((runtime, R_LICENSE), (packages, PACKAGES_LICENSE)):
         version = _version(pipeline, layer["arn"])
-        assert version["CompatibleRuntimes"] == ["provided.al2023", "provided.al2"]
+        assert version["CompatibleRuntimes"] == ["provided.al2023"]
         assert version["CompatibleArchitectures"] == ["x86_64"]
         assert version["LicenseInfo"] == license_info
         assert len(version["Description"]) <= 256

@@ -369,9 +369,10 @@ def test_a_runtime_layer_missing_libgfortran_fails_like_on_lambda_naming_it(
         layers=[broken], task_root=canary, handler="canary.handler", timeout_s=60
     ) as session:
         result = session.invoke(json.dumps(event).encode())
+    # R starts (libR.so does not need libgfortran); LAPACK's module does, at solve().
     assert not result.ok
-    assert result.error_type == "Runtime.ExitError", result
-    assert "libgfortran.so.5: cannot open shared object file" in result.log_tail
+    assert result.error_type == "CanaryError", result
+    assert "libgfortran.so.5: cannot open shared object file" in result.payload.decode()
 
     event_file = tmp_path / "event.json"
     event_file.write_text(json.dumps(event))

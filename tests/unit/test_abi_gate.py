@@ -142,7 +142,7 @@ def test_glibc_2_34_and_older_pass_and_the_manifest_must_say_the_newest(tools: T
         Artifacts.synthetic(SPEC), "runtime", Entry("R/lib/R/lib/libR.so", libr, 0o755)
     )
     _validate(_needs(artifacts, "runtime", needs_glibc="2.29"))
-    message = _rejected(artifacts)  # the manifest says None
+    message = _rejected(_needs(artifacts, "runtime", needs_glibc=None))
     assert "runtime.manifest.json: needs_glibc is None but its ELF files need '2.29'" in message
 
 

@@ -195,6 +195,7 @@ def _manifest(packages: dict[str, str]) -> LayerManifest:
         r_version="4.4.1",
         architecture=SPEC.architecture,
         recipe_hash="r" * 40,
+        build_root="amazonlinux-2023",
         packages=packages,
         file_count=1,
         zipped_bytes=1,
