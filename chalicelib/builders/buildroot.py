@@ -65,7 +65,9 @@ def identity(extra: tuple[str, ...] = ()) -> str:
 
 
 def roots_dir() -> Path:
-    return cache_dir() / "buildroots"
+    """``$RLAYER_BUILDROOT_DIR``, else ``<cache>/buildroots``: one per machine, usually."""
+    explicit = os.environ.get("RLAYER_BUILDROOT_DIR")
+    return Path(explicit) if explicit else cache_dir() / "buildroots"
 
 
 def existing(extra: tuple[str, ...] = ()) -> BuildRoot | None:

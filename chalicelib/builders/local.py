@@ -340,8 +340,9 @@ class LocalBuildBackend:
             if src.is_dir():
                 shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
         for part in BUILD_SOURCE_FILES:
-            (dest / part).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.source_root / part, dest / part)
+            if (self.source_root / part).is_file():
+                (dest / part).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(self.source_root / part, dest / part)
 
     def _runner_pid(self, build_ref: str) -> int | None:
         try:

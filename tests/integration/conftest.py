@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from chalicelib.local.runtime_api import RuntimeSession
+from tests.layerkit import built_runtime
 
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME_SRC = REPO / "runtime" / "bootstrap"
@@ -55,16 +56,34 @@ def runtime_layer(tmp_path_factory: pytest.TempPathFactory, host_r: Path) -> Pat
 
 
 @pytest.fixture(scope="session")
-def host_r_layer(tmp_path_factory: pytest.TempPathFactory, host_r: Path) -> Path:
-    """A stand-in for the R part of a runtime layer: /opt/R/bin/{R,Rscript} pointing at
-    host R (a real layer holds R compiled with --prefix=/opt/R)."""
-    layer = tmp_path_factory.mktemp("host-r-layer")
-    bin_dir = layer / "R" / "bin"
-    bin_dir.mkdir(parents=True)
-    (bin_dir / "R").symlink_to(host_r)
-    rscript = shutil.which("Rscript")
-    assert rscript is not None
-    (bin_dir / "Rscript").symlink_to(Path(rscript).resolve())
+def r_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The R part of a real runtime layer (R/ and lib/: R compiled with --prefix=/opt/R in
+    the build root, see tests.layerkit.built_runtime), without the bootstrap and loop."""
+    layer = tmp_path_factory.mktemp("r-layer")
+    entries, _manifest, _zip = built_runtime()
+    for entry in entries:
+        if not entry.name.startswith(("R/", "lib/")):
+            continue
+        target = layer / entry.name
+        if entry.is_dir:
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if entry.symlink:
+            target.symlink_to(entry.data.decode())
+        else:
+            target.write_bytes(entry.data)
+            target.chmod(entry.mode or 0o644)
+    return layer
+
+
+@pytest.fixture(scope="session")
+def digest_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A packages layer holding the host's digest (Debian's, built for the same R 4.2)."""
+    layer = tmp_path_factory.mktemp("digest-layer")
+    shutil.copytree(
+        Path("/usr/lib/R/site-library/digest"), layer / "packages/library/digest", symlinks=True
+    )
     return layer
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.builders import buildroot
 from chalicelib.builders.base import BuildProgress, BuildState
 from chalicelib.builders.local import LocalBuildBackend
 from chalicelib.errors import BuildStartError, NotFoundError
@@ -27,6 +28,8 @@ SPEC = BuildSpec(r_version="4.2.2", packages=["digest", "R6"])
 @pytest.fixture(autouse=True)
 def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Not this machine's cache: its prepared local sources would change what builds get.
+    # The build root stays the machine's (made once, by whichever build needs it first).
+    monkeypatch.setenv("RLAYER_BUILDROOT_DIR", str(buildroot.roots_dir()))
     monkeypatch.setenv("RLAYER_CACHE_DIR", str(tmp_path / "cache"))
 
 
@@ -124,7 +127,9 @@ def test_the_build_sees_its_request_but_not_this_process_secrets(tmp_path: Path)
     assert env["RLAYER_BUILD_ID"] == "b-env"
     assert env["RLAYER_ARCH"] == "x86_64"
     assert env["RLAYER_SPEC_HASH"] == SPEC.spec_hash
-    assert env["RLAYER_OPT_MODE"] == "bwrap"
+    # The build root binds this build's /opt image at /opt: the scripts write /opt directly.
+    assert env["RLAYER_OPT_MODE"] == "direct"
+    assert env["RLAYER_BUILD_OS"].startswith("debian-bullseye-")
     assert env["RLAYER_WORK_DIR"] == f"{tmp_path}/work/b-env/work"
     assert env["EXTRA_DEFAULT"] == "yes"  # buildspec default
     # The settings' repository overrides the buildspec's default, as a project's would.
@@ -175,7 +180,8 @@ def test_the_build_runs_the_sources_as_they_were_at_start(tmp_path: Path) -> Non
 def test_status_is_readable_while_running_from_another_instance_and_thread(
     tmp_path: Path,
 ) -> None:
-    gate = tmp_path / "gate"
+    # Inside the build's directory: the commands run in the build root, which sees only it.
+    gate = tmp_path / "work/b-2/gate"
     source = _source(
         tmp_path,
         {
@@ -236,7 +242,7 @@ def test_a_failing_command_fails_the_build_with_its_step_and_log_tail(tmp_path: 
 
 
 def test_stop_build_kills_the_running_commands_process_group(tmp_path: Path) -> None:
-    pidfile = tmp_path / "sleeper.pid"
+    pidfile = tmp_path / "work/b-4/sleeper.pid"
     # A grandchild (as make's compilers are): it must die with the build.
     source = _source(tmp_path, {"build": [f"sleep 300 & echo $! > {pidfile}; wait"]})
     backend = _backend(tmp_path, source)
@@ -281,13 +287,14 @@ def test_a_build_over_its_time_limit_times_out(tmp_path: Path) -> None:
 def test_a_runner_that_dies_without_a_verdict_is_reported_failed(
     tmp_path: Path, runner_err: str, reason: str
 ) -> None:
-    pidfile = tmp_path / "cmd.pid"
+    pidfile = tmp_path / "work/b-6/cmd.pid"
     source = _source(tmp_path, {"build": [f"echo $$ > {pidfile}; sleep 300"]})
     backend = _backend(tmp_path, source)
     ref = backend.start_build("b-6", SPEC)
     _wait_for_file(pidfile)
     runner = int((tmp_path / "work/b-6/runner.pid").read_text())
-    command = int(pidfile.read_text())
+    # The command's process group (bubblewrap's, which runs the build root's shell).
+    group = os.getpgid(int(pidfile.read_text()))
     try:
         os.kill(runner, 9)
         if runner_err:
@@ -296,7 +303,7 @@ def test_a_runner_that_dies_without_a_verdict_is_reported_failed(
         assert progress.state is BuildState.FAILED
         assert progress.reason == reason
     finally:
-        os.killpg(command, 9)
+        os.killpg(group, 9)
 
 
 def test_cleanup_keeps_the_log_and_drops_the_scratch_space(tmp_path: Path) -> None:

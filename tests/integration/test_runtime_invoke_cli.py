@@ -64,7 +64,7 @@ def test_invoke_reads_stdin_from_the_task_root_and_fails_with_status_1(
 
 
 def test_invoke_with_layers_and_timeout(
-    write_handler: HandlerWriter, runtime_layer: Path, host_r_layer: Path, tmp_path: Path
+    write_handler: HandlerWriter, runtime_layer: Path, r_layer: Path, tmp_path: Path
 ) -> None:
     root = write_handler("main.R", "handler <- function(event) { Sys.sleep(5); 1 }\n")
     zipped = tmp_path / "runtime.zip"
@@ -79,7 +79,7 @@ def test_invoke_with_layers_and_timeout(
         "--layer",
         str(zipped),
         "--layer",
-        str(host_r_layer),
+        str(r_layer),
         "--timeout",
         "1",
         stdin=b"{}",

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.local.sandbox import SandboxMode
+from tests.layerkit import HOST_R_VERSION
 
 from .conftest import REPO, HandlerWriter, SessionFactory
 
@@ -39,13 +40,13 @@ def zip_dir(src: Path, dest: Path) -> Path:
 
 def test_runtime_from_zip_layers_with_r_from_the_layer(
     runtime_layer: Path,
-    host_r_layer: Path,
+    r_layer: Path,
     write_handler: HandlerWriter,
     make_session: SessionFactory,
     tmp_path: Path,
 ) -> None:
     runtime_zip = zip_dir(runtime_layer, tmp_path / "runtime.zip")
-    r_zip = zip_dir(host_r_layer, tmp_path / "r.zip")
+    r_zip = zip_dir(r_layer, tmp_path / "r.zip")
     root = write_handler("env.R", ENV_R)
     session = make_session(layers=[runtime_zip, r_zip], task_root=root, handler="env.handler")
     assert session.sandbox.mode is SandboxMode.BWRAP
@@ -72,7 +73,7 @@ def _tree(pid: int) -> list[int]:
 
 def test_packages_layer_comes_first_in_the_library_path(
     runtime_layer: Path,
-    host_r_layer: Path,
+    r_layer: Path,
     write_handler: HandlerWriter,
     make_session: SessionFactory,
     tmp_path: Path,
@@ -95,7 +96,7 @@ def test_packages_layer_comes_first_in_the_library_path(
         "digest = dirname(find.package('digest')))\n",
     )
     session = make_session(
-        layers=[runtime_layer, host_r_layer, packages], task_root=root, handler="main.handler"
+        layers=[runtime_layer, r_layer, packages], task_root=root, handler="main.handler"
     )
     assert session.invoke(b"{}").json_payload() == {
         "lib": "/opt/packages/library",
@@ -105,6 +106,7 @@ def test_packages_layer_comes_first_in_the_library_path(
 
 def test_later_layers_overwrite_earlier_ones(
     runtime_layer: Path,
+    r_layer: Path,
     write_handler: HandlerWriter,
     make_session: SessionFactory,
     tmp_path: Path,
@@ -116,7 +118,9 @@ def test_later_layers_overwrite_earlier_ones(
         (layer / "etc" / "marker").write_text(name + "\n")
         layers.append(zip_dir(layer, tmp_path / f"{name}.zip"))
     root = write_handler("env.R", ENV_R)
-    session = make_session(layers=[runtime_layer, *layers], task_root=root, handler="env.handler")
+    session = make_session(
+        layers=[runtime_layer, r_layer, *layers], task_root=root, handler="env.handler"
+    )
     assert session.invoke(b"{}").json_payload()["marker"] == "second"
 
 
@@ -146,20 +150,15 @@ CANARY_EVENT = {"expected_r_version": "", "packages": ["jsonlite", "digest"]}
 
 
 def _r_version() -> str:
-    return subprocess.run(
-        ["Rscript", "-e", "cat(paste(R.version$major, R.version$minor, sep = '.'))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    return HOST_R_VERSION  # the r_layer fixture's R
 
 
 def test_canary_reports_versions_packages_result_and_timings(
-    runtime_layer: Path, host_r_layer: Path, make_session: SessionFactory
+    runtime_layer: Path, r_layer: Path, digest_layer: Path, make_session: SessionFactory
 ) -> None:
     version = _r_version()
     session = make_session(
-        layers=[runtime_layer, host_r_layer],
+        layers=[runtime_layer, r_layer, digest_layer],
         task_root=REPO / "runtime" / "canary",
         handler="canary.handler",
         timeout_s=30,
@@ -175,13 +174,15 @@ def test_canary_reports_versions_packages_result_and_timings(
     assert body["result"]["json_roundtrip"] is True
     assert body["result"]["sha256"] == hashlib.sha256(b"rlayer").hexdigest()
     assert set(body["timings"]) == {"load_ms", "compute_ms"}
+    # The Lambda-shaped root: R started in C.UTF-8 and iconv converts.
+    assert body["environment"] == {"locale": "C.UTF-8", "iconv": True}
 
 
 def test_canary_fails_when_a_package_does_not_load(
-    runtime_layer: Path, host_r_layer: Path, make_session: SessionFactory
+    runtime_layer: Path, r_layer: Path, make_session: SessionFactory
 ) -> None:
     session = make_session(
-        layers=[runtime_layer, host_r_layer],
+        layers=[runtime_layer, r_layer],
         task_root=REPO / "runtime" / "canary",
         handler="canary.handler",
         timeout_s=30,
@@ -206,14 +207,12 @@ def _zombie(pid: int) -> bool:
 
 def test_closing_a_sandboxed_runtime_leaves_no_process_behind(
     runtime_layer: Path,
-    host_r_layer: Path,
+    r_layer: Path,
     write_handler: HandlerWriter,
     make_session: SessionFactory,
 ) -> None:
     root = write_handler("env.R", ENV_R)
-    session = make_session(
-        layers=[runtime_layer, host_r_layer], task_root=root, handler="env.handler"
-    )
+    session = make_session(layers=[runtime_layer, r_layer], task_root=root, handler="env.handler")
     assert session.invoke(b"{}").ok
     pid = session.runtime_pid
     assert pid is not None
