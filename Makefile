@@ -35,7 +35,8 @@ local-sources: deps
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy chalicelib app.py deploy
+	$(BIN)/mypy chalicelib rlayer app.py deploy
+	$(BIN)/lint-imports
 
 fmt: venv
 	$(BIN)/ruff format .
@@ -46,7 +47,7 @@ test: deps venv local-sources lint
 
 # The whole pipeline once: local stack up, one layer built and proven, record shown, stack down.
 demo: deps venv local-sources
-	@$(BIN)/python -m chalicelib.local.demo
+	@$(BIN)/python -m rlayer.local.demo
 
 serve: deps venv local-sources
 	@$(BIN)/rlayer serve

@@ -86,6 +86,32 @@ def add_canary_code(deployment: Path, root: Path = template.REPO) -> list[str]:
     return names
 
 
+# Lambda's Python runtime has boto3 and botocore; aws-lambda-powertools[tracer] pulls a second
+# botocore in through aws-xray-sdk, and `chalice package` has no way to leave a dependency
+# out, so the copy is removed from the zip afterwards (2,000 files, most of the package).
+RUNTIME_PROVIDED = ("botocore/", "boto3/", "s3transfer/")
+
+
+def drop_runtime_provided(deployment: Path) -> list[str]:
+    """Rewrite ``deployment`` without the packages Lambda's runtime provides; return the
+    top-level names removed."""
+    tmp = deployment.with_name(deployment.name + ".part")
+    dropped: set[str] = set()
+    with (
+        zipfile.ZipFile(deployment) as zin,
+        zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zout,
+    ):
+        for info in zin.infolist():
+            top = info.filename.split("/", 1)[0] + "/"
+            dist = top.split("-", 1)[0] + "/" if top.endswith(".dist-info/") else None
+            if top in RUNTIME_PROVIDED or dist in RUNTIME_PROVIDED:
+                dropped.add(top)
+                continue
+            zout.writestr(info, zin.read(info))
+    tmp.replace(deployment)
+    return sorted(dropped)
+
+
 def _chalice() -> str:
     # The chalice of this interpreter's environment, not whatever is first on PATH.
     beside = Path(sys.executable).with_name("chalice")
@@ -129,6 +155,7 @@ def package(stage: str, out: Path) -> Path:
         env=env,
         cwd=template.REPO,
     )
+    drop_runtime_provided(out / "deployment.zip")
     add_canary_code(out / "deployment.zip")
     build_source_zip(out / "build-source.zip")
 

@@ -5,7 +5,7 @@
 # Output (under ${RLAYER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rlayer}/sources):
 #   R-<version>.tar.gz      R's source as Debian ships it (top directory R-patched/)
 #   repo/src/contrib/       <pkg>_<version>.tar.gz + PACKAGES (tools::write_PACKAGES)
-#   env                     R_SOURCE=... and RLAYER_CRAN_REPO=... (read by chalicelib.builders.sources)
+#   env                     R_SOURCE=... and RLAYER_CRAN_REPO=... (read by rlayer.builders.sources)
 #
 # apt runs with a private sources list and state directory inside the cache, so the
 # machine's apt configuration is left as it is and no root is needed for this step.

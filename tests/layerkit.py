@@ -124,9 +124,9 @@ def _tree(root: Path, prefix: str) -> list[Entry]:
 def built_runtime() -> tuple[list[Entry], LayerManifest, bytes]:
     """The entries and manifest of a real runtime layer for R HOST_R_VERSION (see above)."""
     from chalicelib.builders.base import BuildState
-    from chalicelib.builders.local import LocalBuildBackend
-    from chalicelib.builders.sources import ensure_local_sources
     from chalicelib.settings import get_settings
+    from rlayer.builders.local import LocalBuildBackend
+    from rlayer.builders.sources import ensure_local_sources
 
     sources = ensure_local_sources()
     settings = get_settings().model_copy(

@@ -1,24 +1,35 @@
-"""Build backends: where the buildspec phases run (CodeBuild in AWS, local processes).
+"""Build backends: where the buildspec phases run.
 
-``get_backend(settings)`` picks one by ``settings.build_backend``; both implement
-:class:`chalicelib.builders.base.BuildBackend`.
+``get_backend(settings)`` picks one by ``settings.build_backend``. CodeBuild is built in;
+other backends register themselves (:func:`register_backend`): the local one lives with the
+developer tools (``rlayer.builders.local``), which this package never imports, so the Lambda
+package does not carry it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from chalicelib.builders.base import BuildBackend
 from chalicelib.errors import ConfigurationError
 from chalicelib.settings import Settings
 
+BackendFactory = Callable[[Settings], BuildBackend]
+_FACTORIES: dict[str, BackendFactory] = {}
+
+
+def register_backend(name: str, factory: BackendFactory) -> None:
+    _FACTORIES[name] = factory
+
 
 def get_backend(settings: Settings) -> BuildBackend:
-    if settings.build_backend == "codebuild":
+    name = settings.build_backend
+    if name == "codebuild":
         from chalicelib.builders.codebuild import CodeBuildBackend
 
         return CodeBuildBackend(settings)
-    if settings.build_backend == "local":
-        # Imported lazily: the Lambda package never runs local builds.
-        from chalicelib.builders.local import LocalBuildBackend
-
-        return LocalBuildBackend(settings)
-    raise ConfigurationError(f"unknown build backend {settings.build_backend!r}")
+    factory = _FACTORIES.get(name)
+    if factory is None:
+        hint = " (it comes with the rlayer tools: rlayer serve)" if name == "local" else ""
+        raise ConfigurationError(f"unknown build backend {name!r}{hint}")
+    return factory(settings)

@@ -25,10 +25,6 @@ import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from elftools.elf.dynamic import DynamicSection
-from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
-
 from chalicelib.lambda_os import LambdaOS, newest
 from chalicelib.models import Architecture
 
@@ -70,6 +66,12 @@ def read_elf(path: str, data: bytes) -> ElfFile:
 
 
 def _read_elf(path: str, data: bytes) -> ElfFile:
+    # Imported here: every function of the one Chalice app imports this module, and only
+    # ValidateArtifact reads ELF files (pyelftools costs 30 ms of each cold start).
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
+
     elf = ELFFile(io.BytesIO(data))
     machine = str(elf["e_machine"])
     is_program = any(seg["p_type"] == "PT_INTERP" for seg in elf.iter_segments())

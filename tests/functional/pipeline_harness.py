@@ -26,12 +26,12 @@ from chalicelib.aws import s3
 from chalicelib.aws.session import client, reset_clients
 from chalicelib.aws.store import Store, table_definition
 from chalicelib.builders.base import BuildProgress, BuildState, artifact_prefix
-from chalicelib.local import asl
-from chalicelib.local.lambda_bridge import LambdaBridge
 from chalicelib.models import BuildRecord, BuildRequest, BuildSpec
 from chalicelib.pipeline import TASK_FUNCTIONS, runner
 from chalicelib.settings import get_settings, reset_settings
 from chalicelib.submit import submit_build
+from rlayer.local import asl
+from rlayer.local.lambda_bridge import LambdaBridge
 from tests.layerkit import HOST_R_VERSION, Artifacts
 
 TABLE = "rlayer-pipeline-builds"

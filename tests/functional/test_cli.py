@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from chalicelib.aws.store import Store
-from chalicelib.cli import main
-from chalicelib.local.http_server import ApiServer
 from chalicelib.models import BuildStatus, CanaryResult, ErrorInfo, LayerRef
 from chalicelib.observability import logger
+from rlayer.cli import main
+from rlayer.local.http_server import ApiServer
 
 ACCOUNT = "123456789012"
 

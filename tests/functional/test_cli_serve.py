@@ -10,15 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-from chalicelib.builders.sources import REPO_ROOT
-from chalicelib.client import ApiClient
+from rlayer.builders.sources import REPO_ROOT
+from rlayer.client import ApiClient
 
 BANNER = re.compile(r"^rlayer API\s+(http://127\.0\.0\.1:\d+)")
 
 
 def test_serve_answers_on_127_0_0_1_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chalicelib.cli", "serve", "--port", "0", "--data", str(tmp_path)],
+        [sys.executable, "-m", "rlayer.cli", "serve", "--port", "0", "--data", str(tmp_path)],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -18,8 +18,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from chalicelib.errors import ArtifactInvalidError
-from chalicelib.local.lambda_bridge import LambdaBridge
 from chalicelib.models import BuildSpec
+from rlayer.local.lambda_bridge import LambdaBridge
 from tests.layerkit import HOST_R_VERSION, Artifacts
 
 REGION = "us-east-1"

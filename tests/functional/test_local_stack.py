@@ -18,12 +18,12 @@ import pytest
 from rich.console import Console
 
 from chalicelib.aws.session import client
-from chalicelib.client import ApiClient
-from chalicelib.client.progress import follow
 from chalicelib.errors import ConfigurationError, UpstreamError
-from chalicelib.local.stack import LocalStack, StackOptions, function_name
 from chalicelib.models import BuildRequest, BuildStatus
 from chalicelib.pipeline import TASK_FUNCTIONS
+from rlayer.client import ApiClient
+from rlayer.client.progress import follow
+from rlayer.local.stack import LocalStack, StackOptions, function_name
 
 
 def fake_r_source(path: Path, version: str) -> Path:

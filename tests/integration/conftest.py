@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.local.runtime_api import RuntimeSession
+from rlayer.local.runtime_api import RuntimeSession
 from tests.layerkit import built_runtime
 
 REPO = Path(__file__).resolve().parents[2]

@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 
 from chalicelib.builders.base import BuildProgress, BuildState
-from chalicelib.builders.local import BUILDSPEC, LocalBuildBackend
-from chalicelib.builders.sources import LocalSources, ensure_local_sources
-from chalicelib.local import lambda_root
 from chalicelib.models import Architecture, BuildSpec, LayerManifest
 from chalicelib.settings import get_settings
+from rlayer.builders.local import BUILDSPEC, LocalBuildBackend
+from rlayer.builders.sources import LocalSources, ensure_local_sources
+from rlayer.local import lambda_root
 
 pytestmark = pytest.mark.integration
 
@@ -323,7 +323,7 @@ def test_install_packages_fails_on_a_pin_the_repository_cannot_serve(
 def test_the_canary_runs_through_the_bootstrap_under_the_runtime_api_emulator(
     first: Built,
 ) -> None:
-    from chalicelib.local.runtime_api import RuntimeSession
+    from rlayer.local.runtime_api import RuntimeSession
 
     canary = REPO_ROOT / "runtime/canary"
     event = {"expected_r_version": R_VERSION, "packages": ["jsonlite", *FIRST.package_names()]}
@@ -359,8 +359,8 @@ def test_a_runtime_layer_missing_libgfortran_fails_like_on_lambda_naming_it(
     first: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The host has a libgfortran; the Lambda-shaped root does not, nor does Lambda."""
-    from chalicelib.cli import main
-    from chalicelib.local.runtime_api import RuntimeSession
+    from rlayer.cli import main
+    from rlayer.local.runtime_api import RuntimeSession
 
     broken = _drop_from_zip(first.zip("runtime"), "lib/libgfortran", tmp_path / "runtime.zip")
     canary = REPO_ROOT / "runtime" / "canary"
@@ -404,7 +404,7 @@ def test_the_layers_were_built_in_the_build_root_for_lambdas_glibc(first: Built)
 def test_build_layer_writes_the_zips_and_prints_their_sizes(
     first: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from chalicelib.cli import main
+    from rlayer.cli import main
 
     status = main(["build-layer", R_VERSION, "R6", "--arch", ARCH.value, "--out", str(tmp_path)])
     captured = capsys.readouterr()
@@ -424,7 +424,7 @@ def test_build_layer_writes_the_zips_and_prints_their_sizes(
 def test_build_layer_fails_with_the_failing_step_and_rs_message(
     first: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from chalicelib.cli import main
+    from rlayer.cli import main
 
     status = main(
         ["build-layer", R_VERSION, "nosuchpkg", "--arch", ARCH.value, "--out", str(tmp_path)]

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.builders import buildroot
 from chalicelib.builders.base import BuildState
-from chalicelib.builders.local import BUILDSPEC, LocalBuildBackend
 from chalicelib.models import BuildSpec
 from chalicelib.settings import get_settings
+from rlayer.builders import buildroot
+from rlayer.builders.local import BUILDSPEC, LocalBuildBackend
 
 pytestmark = pytest.mark.integration
 PREPARE = BUILDSPEC.parent / "prepare.sh"

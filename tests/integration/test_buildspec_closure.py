@@ -10,8 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from chalicelib.builders.local import BUILDSPEC
 from chalicelib.lambda_os import target
+from rlayer.builders.local import BUILDSPEC
 
 CLOSURE = BUILDSPEC.parent / "closure.sh"
 

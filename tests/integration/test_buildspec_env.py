@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from chalicelib.builders.base import build_environment
-from chalicelib.builders.local import BUILDSPEC
 from chalicelib.models import Architecture, BuildSpec
+from rlayer.builders.local import BUILDSPEC
 
 HOST_ARCH = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
 

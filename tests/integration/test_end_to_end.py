@@ -18,13 +18,13 @@ from rich.console import Console
 
 from chalicelib.aws.session import client
 from chalicelib.builders.base import artifact_prefix
-from chalicelib.builders.sources import LocalSources, ensure_local_sources
-from chalicelib.client import ApiClient
-from chalicelib.client.progress import follow
 from chalicelib.errors import NotFoundError
-from chalicelib.local.stack import LocalStack, StackOptions
 from chalicelib.models import BuildRecord, BuildRequest, BuildStatus
 from chalicelib.pipeline.sources import zip_name
+from rlayer.builders.sources import LocalSources, ensure_local_sources
+from rlayer.client import ApiClient
+from rlayer.client.progress import follow
+from rlayer.local.stack import LocalStack, StackOptions
 
 pytestmark = pytest.mark.integration
 

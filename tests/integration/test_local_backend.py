@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.builders import buildroot
 from chalicelib.builders.base import BuildProgress, BuildState
-from chalicelib.builders.local import LocalBuildBackend
 from chalicelib.errors import BuildStartError, NotFoundError
 from chalicelib.models import BuildSpec
 from chalicelib.settings import get_settings
+from rlayer.builders import buildroot
+from rlayer.builders.local import LocalBuildBackend
 
 SPEC = BuildSpec(r_version="4.2.2", packages=["digest", "R6"])
 

@@ -140,6 +140,11 @@ def test_the_lambda_package_holds_the_app_and_the_canary_only(packaged: Path) ->
         for name in canary:
             assert zf.read(name) == (REPO / name).read_bytes()
     assert not any(n.startswith(("deploy/", "tests/", "buildspec/", ".chalice/")) for n in names)
+    # No developer tool (the CLI, its client, the local stack, the emulator, the sandbox, the
+    # local build backend: the rlayer package) and no botocore (Lambda's runtime has it).
+    assert not any(n.startswith(("rlayer/", "botocore/", "boto3/", "moto/")) for n in names)
+    assert "chalicelib/lambda_os.json" in names  # the ABI gate's table
+    assert "elftools/__init__.py" in names  # the gate's ELF reader
 
 
 def test_build_source_has_what_the_buildspec_runs(packaged: Path) -> None:

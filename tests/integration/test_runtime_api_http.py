@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from chalicelib.errors import PayloadTooLargeError
-from chalicelib.local.runtime_api import (
+from rlayer.local.runtime_api import (
     ERROR_CONTENT_TYPE,
     Invocation,
     InvocationBroker,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.local.runtime_api import InvocationBroker, Reply, RuntimeAPIServer, RuntimeSession
-from chalicelib.local.sandbox import Sandbox, lambda_environment
+from rlayer.local.runtime_api import InvocationBroker, Reply, RuntimeAPIServer, RuntimeSession
+from rlayer.local.sandbox import Sandbox, lambda_environment
 
 from .conftest import HandlerWriter, SessionFactory
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.cli import main
-from chalicelib.local.runtime_api import MAX_PAYLOAD_BYTES, InvokeServer, RuntimeSession
+from rlayer.cli import main
+from rlayer.local.runtime_api import MAX_PAYLOAD_BYTES, InvokeServer, RuntimeSession
 
 from .conftest import HandlerWriter
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.local.sandbox import SandboxMode
+from rlayer.local.sandbox import SandboxMode
 from tests.layerkit import HOST_R_VERSION
 
 from .conftest import REPO, HandlerWriter, SessionFactory

@@ -12,12 +12,12 @@ from botocore.session import Session
 from rich.console import Console
 
 from chalicelib import errors
-from chalicelib.client import ApiClient, HttpRequest, HttpResponse
-from chalicelib.client.progress import follow, log_tail
-from chalicelib.client.render import progress_view, summary
-from chalicelib.client.sigv4 import region_for, signing_transport
-from chalicelib.client.transport import is_local
 from chalicelib.models import BuildRecord, BuildRequest, BuildSpec, BuildStatus, ErrorInfo
+from rlayer.client import ApiClient, HttpRequest, HttpResponse
+from rlayer.client.progress import follow, log_tail
+from rlayer.client.render import progress_view, summary
+from rlayer.client.sigv4 import region_for, signing_transport
+from rlayer.client.transport import is_local
 
 API = "https://abc123.execute-api.eu-west-1.amazonaws.com/api"
 
@@ -235,7 +235,7 @@ def test_summary_of_a_failure_names_the_step_and_keeps_the_message_lines() -> No
 
 
 def test_step_times_parse_in_the_apps_format_and_step_functions_one() -> None:
-    from chalicelib.client.render import parse_time
+    from rlayer.client.render import parse_time
 
     ours = parse_time("2026-11-22T22:40:48.822895Z")
     sfn = parse_time("2026-11-22T22:40:48.822895+00:00")

@@ -9,8 +9,8 @@ import pytest
 
 from chalicelib import errors
 from chalicelib.errors import ConfigurationError
-from chalicelib.local import asl
 from chalicelib.pipeline import HANDLERS, TASK_FUNCTIONS
+from rlayer.local import asl
 
 LAMBDA_ERRORS = {
     "Lambda.ServiceException",

@@ -13,8 +13,8 @@ from types import ModuleType
 
 import pytest
 
-from chalicelib.builders.local import BUILDSPEC, Buildspec
 from chalicelib.models import LayerManifest
+from rlayer.builders.local import BUILDSPEC, Buildspec
 
 BUILDSPEC_DIR = BUILDSPEC.parent
 

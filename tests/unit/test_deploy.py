@@ -402,7 +402,7 @@ def test_placeholder_names_follow_chalice_logical_ids() -> None:
 
 
 def test_poll_defaults_match_the_local_stack_and_outlast_codebuild() -> None:
-    from chalicelib.local import asl
+    from rlayer.local import asl
 
     params = template.load_resources()["Parameters"]
     poll, polls = params["BuildPollSeconds"]["Default"], params["BuildMaxPolls"]["Default"]

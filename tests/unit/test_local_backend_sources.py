@@ -1,4 +1,4 @@
-"""chalicelib.builders.sources: finding what `make local-sources` prepared."""
+"""rlayer.builders.sources: finding what `make local-sources` prepared."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.builders.sources import cache_dir, local_sources, with_local_sources
 from chalicelib.settings import Settings
+from rlayer.builders.sources import cache_dir, local_sources, with_local_sources
 
 
 def _prepare(root: Path, *, tarball: bool = True, packages: bool = True) -> None:

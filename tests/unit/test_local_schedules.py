@@ -7,7 +7,7 @@ from typing import Any
 
 from chalice.app import Chalice, Cron, Rate
 
-from chalicelib.local.schedules import Scheduler, app_schedules, rate_seconds
+from rlayer.local.schedules import Scheduler, app_schedules, rate_seconds
 
 
 def test_rates_parse_and_crons_are_not_run() -> None:

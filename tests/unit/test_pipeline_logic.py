@@ -237,7 +237,7 @@ def test_the_slack_notifier_is_a_builtin() -> None:
 def test_the_backend_is_chosen_by_settings() -> None:
     from chalicelib.builders import get_backend
     from chalicelib.builders.codebuild import CodeBuildBackend
-    from chalicelib.builders.local import LocalBuildBackend
+    from rlayer.builders.local import LocalBuildBackend
 
     assert isinstance(get_backend(Settings(build_backend="codebuild")), CodeBuildBackend)
     assert isinstance(get_backend(Settings(build_backend="local")), LocalBuildBackend)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.local.runtime_api import (
+from rlayer.local.runtime_api import (
     MAX_PAYLOAD_BYTES,
     Invocation,
     InvocationBroker,
@@ -18,7 +18,7 @@ from chalicelib.local.runtime_api import (
     new_trace_id,
     runtime_route,
 )
-from chalicelib.local.sandbox import SandboxMode, bwrap_argv, lambda_environment
+from rlayer.local.sandbox import SandboxMode, bwrap_argv, lambda_environment
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:f"
 

@@ -14,8 +14,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.session import Session
 
-from chalicelib.client.transport import HttpRequest, HttpResponse, Transport
 from chalicelib.errors import ConfigurationError
+from rlayer.client.transport import HttpRequest, HttpResponse, Transport
 
 SERVICE = "execute-api"
 # <api-id>.execute-api.<region>.amazonaws.com[.cn]

@@ -27,8 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib.builders.sources import REPO_ROOT, cache_dir
 from chalicelib.errors import BuildStartError
+from rlayer.builders.sources import REPO_ROOT, cache_dir
 
 SUITE = "bullseye"
 MIRROR = os.environ.get("RLAYER_DEBIAN_MIRROR", "http://deb.debian.org/debian")

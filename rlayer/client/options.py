@@ -11,9 +11,9 @@ from typing import Any
 
 from rich.console import Console
 
-from chalicelib.client.api import ApiClient
 from chalicelib.errors import RLayerError
 from chalicelib.models import Architecture
+from rlayer.client.api import ApiClient
 
 DEFAULT_API = "http://127.0.0.1:8000"
 API_ENV = "RLAYER_API_URL"

@@ -7,7 +7,7 @@ Pieces, smallest first:
 - :class:`RuntimeAPIServer`: that broker over HTTP/1.1 keep-alive on 127.0.0.1, for ONE
   runtime process (a process that is replaced gets a new server, so a dead process's
   waiting ``/next`` can never take the next event).
-- :class:`RuntimeSession`: a function: its sandbox (:mod:`chalicelib.local.sandbox`), a
+- :class:`RuntimeSession`: a function: its sandbox (:mod:`rlayer.local.sandbox`), a
   warm runtime process, and :meth:`RuntimeSession.invoke`, which enforces the deadline
   (an overrunning runtime is killed), the memory size and the payload limit, and returns
   what Lambda's Invoke returns (payload, ``FunctionError``, duration, memory, log tail).
@@ -45,7 +45,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from chalicelib.errors import PayloadTooLargeError
-from chalicelib.local.sandbox import (
+from rlayer.local.sandbox import (
     LogSink,
     RuntimeProcess,
     Sandbox,

@@ -3,7 +3,7 @@
 What the canary and ``rlayer invoke --layer`` run in instead of the host's /usr: the
 libraries the target's row of ``lambda_os.json`` says the image provides, with the libraries
 those need in turn, the image's tools (sh, bash, ...), CA certificates and the C.UTF-8
-locale, all taken from the build root (``chalicelib.builders.buildroot``, Debian 11), so
+locale, all taken from the build root (``rlayer.builders.buildroot``, Debian 11), so
 nothing is newer than Lambda's. They sit where Amazon Linux puts them: libraries in
 /usr/lib64 (with an ld.so.cache), /bin, /lib and /lib64 as links into /usr, the CA bundle
 at /etc/pki/tls/certs/ca-bundle.crt. The layers then see only what they would see on
@@ -25,11 +25,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from chalicelib.builders import buildroot
-from chalicelib.builders.sources import cache_dir
 from chalicelib.errors import ConfigurationError
 from chalicelib.lambda_os import DEFAULT_TARGET, LambdaOS, target
 from chalicelib.pipeline.abi import ElfUnreadable, is_elf, read_elf
+from rlayer.builders import buildroot
+from rlayer.builders.sources import cache_dir
 
 # Bump when the layout below changes: part of the cache key.
 LAYOUT_VERSION = "2"

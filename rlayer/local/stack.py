@@ -39,16 +39,17 @@ from moto.server import ThreadedMotoServer
 
 from chalicelib.aws.session import client, reset_clients
 from chalicelib.aws.store import Store, table_definition
-from chalicelib.builders.sources import REPO_ROOT, default_data_dir, local_sources
 from chalicelib.errors import ConfigurationError, RLayerError
-from chalicelib.local import asl
-from chalicelib.local.http_server import ApiServer
-from chalicelib.local.lambda_bridge import LambdaBridge
-from chalicelib.local.schedules import Scheduler
 from chalicelib.models import BuildStatus
 from chalicelib.observability import logger
 from chalicelib.pipeline import TASK_FUNCTIONS
 from chalicelib.settings import Settings, get_settings, reset_settings
+from rlayer.builders import local as _local_backend  # noqa: F401  registers "local"
+from rlayer.builders.sources import REPO_ROOT, default_data_dir, local_sources
+from rlayer.local import asl
+from rlayer.local.http_server import ApiServer
+from rlayer.local.lambda_bridge import LambdaBridge
+from rlayer.local.schedules import Scheduler
 
 HOST = "127.0.0.1"
 REGION = "us-east-1"
@@ -427,5 +428,5 @@ def _placeholder_zip() -> bytes:
     """Code for the task functions' Lambda entries: the bridge runs the real handlers."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("app.py", "# Run in-process by chalicelib.local.lambda_bridge.\n")
+        zf.writestr("app.py", "# Run in-process by rlayer.local.lambda_bridge.\n")
     return buf.getvalue()

@@ -8,11 +8,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from chalicelib.client import options
-from chalicelib.client.progress import follow
-from chalicelib.client.render import summary
 from chalicelib.errors import request_invalid
 from chalicelib.models import BuildRequest, BuildStatus
+from rlayer.client import options
+from rlayer.client.progress import follow
+from rlayer.client.render import summary
 
 
 def register(subparsers: Any) -> None:

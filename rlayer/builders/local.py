@@ -10,12 +10,12 @@ with ``sh -c``, in a directory per build::
         status.json   state, current phase and command, reason; rewritten atomically
         build.log     every command's output
 
-``start_build`` spawns a runner process (``python -m chalicelib.builders.local run DIR``) in
+``start_build`` spawns a runner process (``python -m rlayer.builders.local run DIR``) in
 its own session and returns at once; everything about a build is on disk, so any thread or
 process (the pipeline polls from its task functions) can check or stop it. ``stop_build``
 signals the runner and the running command's process group (make, the compilers, R).
 
-Every command runs inside the build root (``chalicelib.builders.buildroot``: Debian 11, no
+Every command runs inside the build root (``rlayer.builders.buildroot``: Debian 11, no
 newer than Lambda's OS), made by the runner before the first phase when it does not exist
 yet; this build's directory and the cache are bound at their own paths, its /opt image at
 /opt, so the scripts run in ``direct`` /opt mode exactly as on CodeBuild.
@@ -43,7 +43,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.builders import buildroot
+from chalicelib.builders import register_backend
 from chalicelib.builders.base import (
     BUILD_SOURCE_DIRS,
     BUILD_SOURCE_FILES,
@@ -52,10 +52,11 @@ from chalicelib.builders.base import (
     artifact_prefix,
     build_environment,
 )
-from chalicelib.builders.sources import REPO_ROOT, cache_dir, local_sources
 from chalicelib.errors import BuildStartError, ConfigurationError, NotFoundError
 from chalicelib.models import BuildSpec, utcnow
 from chalicelib.settings import Settings, get_settings
+from rlayer.builders import buildroot
+from rlayer.builders.sources import REPO_ROOT, cache_dir, local_sources
 
 BUILDSPEC = REPO_ROOT / "buildspec" / "buildspec.yml"
 # What a build gets from this process's environment; nothing else (no AWS credentials).
@@ -72,7 +73,7 @@ PASSED_ENV = (
 )
 PHASE_ORDER = ("install", "pre_build", "build", "post_build")
 
-RUNNER_MODULE = "chalicelib.builders.local"
+RUNNER_MODULE = "rlayer.builders.local"
 BUILD_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 LOG_TAIL_LINES = 40
 STOP_GRACE_S = 10.0
@@ -511,9 +512,12 @@ class _Runner:
         return 0 if state is BuildState.SUCCEEDED else 1
 
 
+register_backend("local", LocalBuildBackend)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] != "run":
-        print("usage: python -m chalicelib.builders.local run BUILD_DIR", file=sys.stderr)
+        print("usage: python -m rlayer.builders.local run BUILD_DIR", file=sys.stderr)
         return 2
     return _Runner(Path(argv[1])).run()
 

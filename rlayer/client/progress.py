@@ -18,10 +18,10 @@ from urllib.parse import unquote, urlsplit
 from rich.console import Console
 from rich.live import Live
 
-from chalicelib.client.api import ApiClient
-from chalicelib.client.render import duration, elapsed, parse_time, progress_view
 from chalicelib.errors import UpstreamError
 from chalicelib.models import BuildRecord
+from rlayer.client.api import ApiClient
+from rlayer.client.render import duration, elapsed, parse_time, progress_view
 
 LOG_LINES = 12
 # Polls that may fail in a row (API restarting, a dropped connection) before giving up.

@@ -5,7 +5,7 @@ merged into one directory (zips unzipped in order, later layers overwriting earl
 as Lambda does) that bubblewrap binds read-only at ``/opt``, the function code at
 ``/var/task``, a private ``/tmp``, and the host's network namespace so the runtime reaches
 the Runtime API emulator on loopback. With layers, the root around them is shaped like
-provided.al2023 (``chalicelib.local.lambda_root``): none of the host's /usr, /lib or /etc.
+provided.al2023 (``rlayer.local.lambda_root``): none of the host's /usr, /lib or /etc.
 Without layers the runtime of this repository runs with host R, in a sandbox that sees the
 host's system directories or directly on the host (handler development).
 
@@ -31,7 +31,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from chalicelib.errors import ConfigurationError, RequestInvalidError
-from chalicelib.local import lambda_root
+from rlayer.local import lambda_root
 
 OPT = "/opt"
 TASK_ROOT = "/var/task"

@@ -10,9 +10,9 @@ from urllib.parse import urlencode, urlsplit
 from pydantic import BaseModel, ValidationError
 
 from chalicelib import errors
-from chalicelib.client.sigv4 import signing_transport
-from chalicelib.client.transport import HttpRequest, Transport, is_local, urllib_transport
 from chalicelib.models import Architecture, BuildRecord, BuildRequest, BuildStatus
+from rlayer.client.sigv4 import signing_transport
+from rlayer.client.transport import HttpRequest, Transport, is_local, urllib_transport
 
 M = TypeVar("M", bound=BaseModel)
 

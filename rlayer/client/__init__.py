@@ -8,7 +8,7 @@ reached or answers garbage raises UpstreamError; missing AWS credentials for a s
 request raise ConfigurationError.
 """
 
-from chalicelib.client.api import ApiClient
-from chalicelib.client.transport import HttpRequest, HttpResponse, Transport
+from rlayer.client.api import ApiClient
+from rlayer.client.transport import HttpRequest, HttpResponse, Transport
 
 __all__ = ["ApiClient", "HttpRequest", "HttpResponse", "Transport"]

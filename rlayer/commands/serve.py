@@ -1,4 +1,4 @@
-"""`rlayer serve`: the whole pipeline on this machine until Ctrl-C (see chalicelib.local.stack)."""
+"""`rlayer serve`: the whole pipeline on this machine until Ctrl-C (see rlayer.local.stack)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from chalicelib.builders.sources import default_data_dir, local_sources
-from chalicelib.client import options
+from rlayer.builders.sources import default_data_dir, local_sources
+from rlayer.client import options
 
 if TYPE_CHECKING:
-    from chalicelib.local.stack import LocalStack
+    from rlayer.local.stack import LocalStack
 
 
 def register(subparsers: Any) -> None:
@@ -52,7 +52,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here: the stack pulls in moto and the pipeline (~0.6 s), which every other
     # command, and `rlayer --help`, should not pay for.
-    from chalicelib.local.stack import LocalStack, StackOptions
+    from rlayer.local.stack import LocalStack, StackOptions
 
     out = options.console()
     stack = LocalStack(

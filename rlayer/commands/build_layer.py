@@ -20,13 +20,13 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from chalicelib.builders.base import BuildState
-from chalicelib.builders.local import LocalBuildBackend
-from chalicelib.client import options
 from chalicelib.errors import ArtifactInvalidError, request_invalid
 from chalicelib.lambda_os import DEFAULT_TARGET
 from chalicelib.models import BuildSpec, LayerManifest
 from chalicelib.pipeline.artifacts import LayerArtifact, validate_artifacts
 from chalicelib.settings import get_settings
+from rlayer.builders.local import LocalBuildBackend
+from rlayer.client import options
 
 ARTIFACTS = ("runtime.zip", "runtime.manifest.json", "packages.zip", "packages.manifest.json")
 EXIT_INTERRUPTED = 130

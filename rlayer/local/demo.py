@@ -18,13 +18,13 @@ from pathlib import Path
 from rich.console import Console
 
 from chalicelib.aws.store import build_key
-from chalicelib.builders.sources import cache_dir, local_sources
-from chalicelib.client import ApiClient, options
-from chalicelib.client.progress import follow
-from chalicelib.client.render import duration, summary
 from chalicelib.errors import RLayerError
-from chalicelib.local.stack import LocalStack, StackOptions
 from chalicelib.models import BuildRequest, BuildStatus
+from rlayer.builders.sources import cache_dir, local_sources
+from rlayer.client import ApiClient, options
+from rlayer.client.progress import follow
+from rlayer.client.render import duration, summary
+from rlayer.local.stack import LocalStack, StackOptions
 
 DEFAULT_PACKAGES = ("jsonlite", "digest")
 # Where CRAN is reachable and no local sources were prepared.
@@ -33,7 +33,7 @@ FALLBACK_R_VERSION = "4.4.1"
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     sources = local_sources()
-    parser = argparse.ArgumentParser(prog="python -m chalicelib.local.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m rlayer.local.demo", description=__doc__)
     parser.add_argument("--r-version", default=sources.r_version if sources else FALLBACK_R_VERSION)
     parser.add_argument("--packages", nargs="+", default=list(DEFAULT_PACKAGES))
     # Its own directory, so a demo can run beside `rlayer serve`; each run clears it.

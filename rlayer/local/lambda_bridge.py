@@ -10,7 +10,7 @@ qualifier, body, headers, response_headers)``, returning the payload bytes) so t
   the payload ``{"errorMessage", "errorType": <class name>, "requestId", "stackTrace"}``,
   so a Step Functions ``Catch`` on that class name fires as it does in AWS;
 - a function on a ``provided.*`` runtime (the canary) runs for real: its layer zips and
-  code, as stored in moto, go to a :class:`chalicelib.local.runtime_api.RuntimeSession`
+  code, as stored in moto, go to a :class:`rlayer.local.runtime_api.RuntimeSession`
   (layers at /opt, code at /var/task, our Runtime API emulator); the answer carries the
   log tail with its REPORT line (``X-Amz-Log-Result``), as Lambda's does. Sessions stay
   warm per function and configuration, like an execution environment;
@@ -48,8 +48,8 @@ from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.exceptions import JsonRESTError
 
-from chalicelib.local.runtime_api import InvokeResult, RuntimeSession
-from chalicelib.local.sandbox import extract_layer_zip
+from rlayer.local.runtime_api import InvokeResult, RuntimeSession
+from rlayer.local.sandbox import extract_layer_zip
 
 # Chalice's lambda function signature: handler(event, context).
 TaskHandler = Callable[[Any, Any], Any]

@@ -1,6 +1,6 @@
 """The `rlayer` command: parses arguments and hands over to one module per subcommand.
 
-Each module in ``chalicelib.commands`` exposes ``register(subparsers)``, which adds its
+Each module in ``rlayer.commands`` exposes ``register(subparsers)``, which adds its
 parser and sets ``func`` (taking the parsed namespace, returning the exit status).
 """
 
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        importlib.import_module(f"chalicelib.commands.{name}").register(subparsers)
+        importlib.import_module(f"rlayer.commands.{name}").register(subparsers)
     return parser
 
 

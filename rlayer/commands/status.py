@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from chalicelib.client import options
-from chalicelib.client.progress import follow
-from chalicelib.client.render import summary
 from chalicelib.models import BuildRecord, BuildStatus
+from rlayer.client import options
+from rlayer.client.progress import follow
+from rlayer.client.render import summary
 
 
 def register(subparsers: Any) -> None:

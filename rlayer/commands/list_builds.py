@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from chalicelib.client import options
-from chalicelib.client.render import builds_table
 from chalicelib.models import BuildRecord, BuildStatus
+from rlayer.client import options
+from rlayer.client.render import builds_table
 
 
 def register(subparsers: Any) -> None:

@@ -19,9 +19,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from chalicelib.client.options import error_console
 from chalicelib.errors import RequestInvalidError, RLayerError
-from chalicelib.local.runtime_api import InvokeResult, InvokeServer, RuntimeSession
+from rlayer.client.options import error_console
+from rlayer.local.runtime_api import InvokeResult, InvokeServer, RuntimeSession
 
 EXIT_OK = 0
 EXIT_FUNCTION_ERROR = 1

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from chalicelib.client import options
-from chalicelib.client.render import catalog_lines
 from chalicelib.models import Architecture
+from rlayer.client import options
+from rlayer.client.render import catalog_lines
 
 
 def register(subparsers: Any) -> None:

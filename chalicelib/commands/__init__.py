@@ -1,1 +1,0 @@
-"""Subcommands of the `rlayer` CLI, one module each (see chalicelib/cli.py)."""

@@ -1,0 +1,1 @@
+"""Subcommands of the `rlayer` CLI, one module each (see rlayer/cli.py)."""
