@@ -89,4 +89,7 @@ def observability(event: Any, get_response: Any) -> Any:
         with tracer.provider.in_subsegment(f"## {type(event).__name__}"):
             return get_response(event)
     finally:
-        metrics.flush_metrics(raise_on_empty_metrics=False)
+        # Only when there is something: an empty flush warns "No application metrics to
+        # publish" on every event that recorded none (most of them).
+        if metrics.metric_set:
+            metrics.flush_metrics()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from chalicelib.aws.store import Store
+from chalicelib.errors import ArtifactInvalidError
 from chalicelib.models import Architecture, LayerRef, utcnow
 
 
@@ -43,7 +44,7 @@ def put_proven(
     store: Store, *, r_version: str, architecture: Architecture, layer: LayerRef, build_id: str
 ) -> ProvenRuntime:
     if layer.recipe_hash is None:
-        raise ValueError("a runtime layer needs its recipe hash to be reused")
+        raise ArtifactInvalidError("a runtime layer needs its recipe hash to be reused")
     proven = ProvenRuntime(
         r_version=r_version,
         architecture=architecture,

@@ -48,6 +48,7 @@ from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.exceptions import JsonRESTError
 
+from chalicelib.errors import ConfigurationError
 from rlayer.local.runtime_api import InvokeResult, RuntimeSession
 from rlayer.local.sandbox import extract_layer_zip
 
@@ -132,7 +133,7 @@ class LambdaBridge:
     def install(self) -> LambdaBridge:
         with LambdaBridge._guard:
             if LambdaBridge._active is not None:
-                raise RuntimeError("a Lambda bridge is already installed")
+                raise ConfigurationError("a Lambda bridge is already installed")
             bridge = self
 
             def invoke(

@@ -17,7 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from chalicelib.errors import ArtifactInvalidError
+from chalicelib.errors import ArtifactInvalidError, ConfigurationError
 from chalicelib.models import BuildSpec
 from rlayer.local.lambda_bridge import LambdaBridge
 from tests.layerkit import HOST_R_VERSION, Artifacts
@@ -115,7 +115,7 @@ def test_uninstalling_puts_moto_back_and_one_bridge_at_a_time(lam: Any) -> None:
     _python_function(lam, "echo")
     bridge = LambdaBridge({"echo": lambda event, context: "bridged"}).install()
     try:
-        with pytest.raises(RuntimeError, match="already installed"):
+        with pytest.raises(ConfigurationError, match="already installed"):
             LambdaBridge({}).install()
         assert _invoke(lam, "echo", {"a": 1})[0] == "bridged"
     finally:
