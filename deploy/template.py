@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from chalicelib.errors import ConfigurationError
+from chalicelib.pipeline import PLACEHOLDER_RE
 
 REPO = Path(__file__).resolve().parent.parent
 RESOURCES_FILE = REPO / "deploy" / "resources.yml"
@@ -61,7 +62,6 @@ FUNCTION_SIZING: dict[str, dict[str, Any]] = {
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 DYNAMODB_TASK = "arn:aws:states:::dynamodb:"
 
-PLACEHOLDER_RE = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 
 # -- YAML with CloudFormation's short tags -------------------------------------------------

@@ -19,6 +19,8 @@ names to the handlers app.py registers. Both names are stable contracts.
 
 from __future__ import annotations
 
+import re
+
 from chalicelib.pipeline import (
     canary,
     check,
@@ -56,3 +58,7 @@ TASK_FUNCTIONS: dict[str, str] = {
     "RecordFailureFunctionArn": "record_failure",
     "NotifyFunctionArn": "notify",
 }
+
+# A ``${Name}`` placeholder of state_machine.asl.json: the one pattern the deployment
+# (DefinitionSubstitutions) and the local stack fill.
+PLACEHOLDER_RE = re.compile(r"\$\{([A-Za-z][A-Za-z0-9_]*)\}")

@@ -9,16 +9,14 @@ call :func:`render`. Placeholder names are a contract with the deployment: keep 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from chalicelib.errors import ConfigurationError
-from chalicelib.pipeline import TASK_FUNCTIONS
+from chalicelib.pipeline import PLACEHOLDER_RE, TASK_FUNCTIONS
 
 ASL_PATH = Path(__file__).resolve().parents[2] / "state_machine.asl.json"
-PLACEHOLDER_RE = re.compile(r"\$\{([A-Za-z][A-Za-z0-9_]*)\}")
 # Defaults for AWS: a 30 s poll, and 3 hours before a build still running is stopped.
 DEFAULT_POLL_INTERVAL_S = 30
 DEFAULT_MAX_POLLS = 360
