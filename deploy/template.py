@@ -63,7 +63,6 @@ LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 DYNAMODB_TASK = "arn:aws:states:::dynamodb:"
 
 
-
 # -- YAML with CloudFormation's short tags -------------------------------------------------
 class _CfnLoader(yaml.SafeLoader):
     """SafeLoader that reads ``!Ref``/``!GetAtt``/``!Sub``... as their long forms.

@@ -1,117 +1,34 @@
-"""The DynamoDB table: build records, the spec index, and the other item kinds.
+"""The DynamoDB table's operations: generic items, build records and the spec index.
 
-One table, string hash key ``pk``. Items that are listed carry ``kind`` and ``created_key``
-(``<created_at>#<id>``) for the ``by_time`` index; build records also carry ``status`` for
-``by_status``. Status changes are conditional writes, so a record only ever moves forward.
+What the items are (keys, encoding, tokens, the table) is ``chalicelib.aws.items``. Status
+changes are conditional writes, so a record only ever moves forward.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Iterator, Mapping
-from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from chalicelib.aws.items import (
+    BUILD,
+    BY_STATUS,
+    BY_TIME,
+    MAX_WATCHERS,
+    SPEC,
+    decode_token,
+    encode_token,
+    from_item,
+    to_item,
+)
 from chalicelib.aws.session import client
 from chalicelib.errors import (
     ConflictError,
     NotFoundError,
-    RequestInvalidError,
     TransitionRejectedError,
 )
 from chalicelib.models import BuildRecord, BuildStatus, NotifyTarget, utcnow
-
-BY_TIME = "by_time"
-BY_STATUS = "by_status"
-# Later requesters remembered per build: bounds the item (DynamoDB's limit is 400 KB).
-MAX_WATCHERS = 50
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
-
-def table_definition(table_name: str) -> dict[str, Any]:
-    """CreateTable arguments; the CloudFormation template mirrors these (tested)."""
-    projection = {"ProjectionType": "ALL"}
-    return {
-        "TableName": table_name,
-        "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "kind", "AttributeType": "S"},
-            {"AttributeName": "status", "AttributeType": "S"},
-            {"AttributeName": "created_key", "AttributeType": "S"},
-        ],
-        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-        "GlobalSecondaryIndexes": [
-            {
-                "IndexName": BY_TIME,
-                "KeySchema": [
-                    {"AttributeName": "kind", "KeyType": "HASH"},
-                    {"AttributeName": "created_key", "KeyType": "RANGE"},
-                ],
-                "Projection": projection,
-            },
-            {
-                "IndexName": BY_STATUS,
-                "KeySchema": [
-                    {"AttributeName": "status", "KeyType": "HASH"},
-                    {"AttributeName": "created_key", "KeyType": "RANGE"},
-                ],
-                "Projection": projection,
-            },
-        ],
-    }
-
-
-def to_item(data: Mapping[str, Any]) -> dict[str, Any]:
-    # DynamoDB wants Decimal for numbers and no None values; a JSON round trip gives both.
-    plain = json.loads(json.dumps(data), parse_float=Decimal)
-    return {k: _serializer.serialize(v) for k, v in plain.items() if v is not None}
-
-
-def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    data = {k: _deserializer.deserialize(v) for k, v in item.items()}
-    return json.loads(json.dumps(data, default=_decimal))  # type: ignore[no-any-return]
-
-
-def _decimal(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, set):
-        return sorted(value)
-    raise TypeError(f"not serialisable: {type(value).__name__}")
-
-
-def encode_token(key: Mapping[str, Any] | None) -> str | None:
-    if not key:
-        return None
-    return base64.urlsafe_b64encode(json.dumps(from_item(key)).encode()).decode()
-
-
-def decode_token(token: str | None) -> dict[str, Any] | None:
-    if not token:
-        return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        if not isinstance(data, dict):
-            raise ValueError("not an object")
-        return to_item(data)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise RequestInvalidError("is not a token this API returned", field="next") from exc
-
-
-def build_key(build_id: str) -> str:
-    return f"BUILD#{build_id}"
-
-
-def spec_key(spec_hash: str) -> str:
-    return f"SPEC#{spec_hash}"
 
 
 def _condition_failed(exc: ClientError) -> bool:
@@ -209,7 +126,7 @@ class Store:
             "TableName": self.table_name,
             "Item": to_item(
                 {
-                    "pk": spec_key(record.spec_hash),
+                    "pk": SPEC.key(record.spec_hash),
                     "build_id": record.build_id,
                     "updated_at": record.created_at,
                 }
@@ -235,38 +152,38 @@ class Store:
 
     @staticmethod
     def _build_item(record: BuildRecord) -> dict[str, Any]:
-        data = record.model_dump(mode="json")
-        data.update(
-            pk=build_key(record.build_id),
-            kind="BUILD",
-            created_key=f"{record.created_at}#{record.build_id}",
+        data = BUILD.encode(
+            record.model_dump(mode="json"), created_at=record.created_at, ident=record.build_id
         )
+        data["pk"] = BUILD.key(record.build_id)
         return data
 
     def spec_build_id(self, spec_hash: str) -> str | None:
-        item = self.get_item(spec_key(spec_hash))
+        item = self.get_item(SPEC.key(spec_hash))
         return str(item["build_id"]) if item else None
 
     def get_build(self, build_id: str) -> BuildRecord:
-        item = self.get_item(build_key(build_id))
+        item = self.get_item(BUILD.key(build_id))
         if item is None:
             raise NotFoundError(f"no build with id {build_id!r}", field="build_id")
-        return BuildRecord.model_validate(_strip_keys(item))
+        return BuildRecord.model_validate(BUILD.decode(item))
 
     def list_builds(
         self, *, status: BuildStatus | None, limit: int, token: str | None
     ) -> tuple[list[BuildRecord], str | None]:
         if status is None:
-            items, nxt = self._query(BY_TIME, "kind", "BUILD", limit=limit, token=token, desc=True)
+            items, nxt = self._query(
+                BY_TIME, "kind", BUILD.prefix, limit=limit, token=token, desc=True
+            )
         else:
             items, nxt = self._query(
                 BY_STATUS, "status", status.value, limit=limit, token=token, desc=True
             )
-        return [BuildRecord.model_validate(_strip_keys(i)) for i in items], nxt
+        return [BuildRecord.model_validate(BUILD.decode(i)) for i in items], nxt
 
     def iter_builds(self, status: BuildStatus) -> Iterator[BuildRecord]:
         for item in self.iter_query(BY_STATUS, "status", status.value):
-            yield BuildRecord.model_validate(_strip_keys(item))
+            yield BuildRecord.model_validate(BUILD.decode(item))
 
     def transition(
         self, build_id: str, to: BuildStatus, fields: Mapping[str, Any] | None = None
@@ -353,7 +270,7 @@ class Store:
         try:
             resp = self._ddb.update_item(
                 TableName=self.table_name,
-                Key={"pk": {"S": build_key(build_id)}},
+                Key={"pk": {"S": BUILD.key(build_id)}},
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
@@ -367,7 +284,7 @@ class Store:
             raise TransitionRejectedError(
                 f"build {build_id} is {current.status.value}; {rejected}", field="status"
             ) from exc
-        return BuildRecord.model_validate(_strip_keys(from_item(resp["Attributes"])))
+        return BuildRecord.model_validate(BUILD.decode(from_item(resp["Attributes"])))
 
 
 def _status_placeholders(statuses: tuple[BuildStatus, ...], values: dict[str, Any]) -> str:
@@ -375,9 +292,3 @@ def _status_placeholders(statuses: tuple[BuildStatus, ...], values: dict[str, An
     for i, status in enumerate(statuses):
         values[f":p{i}"] = status.value
     return ", ".join(f":p{i}" for i in range(len(statuses)))
-
-
-def _strip_keys(item: dict[str, Any]) -> dict[str, Any]:
-    for key in ("pk", "kind", "created_key"):
-        item.pop(key, None)
-    return item

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from chalicelib.aws.items import RUNTIME
 from chalicelib.aws.store import Store
 from chalicelib.errors import ArtifactInvalidError
 from chalicelib.models import Architecture, LayerRef, utcnow
@@ -32,12 +33,12 @@ class ProvenRuntime(BaseModel):
 
 
 def runtime_key(r_version: str, architecture: Architecture) -> str:
-    return f"RUNTIME#{r_version}#{architecture.value}"
+    return RUNTIME.key(r_version, architecture.value)
 
 
 def get_proven(store: Store, r_version: str, architecture: Architecture) -> ProvenRuntime | None:
     item = store.get_item(runtime_key(r_version, architecture))
-    return ProvenRuntime.model_validate(item) if item else None
+    return ProvenRuntime.model_validate(RUNTIME.decode(item)) if item else None
 
 
 def put_proven(
@@ -58,8 +59,11 @@ def put_proven(
         build_id=build_id,
         proven_at=utcnow(),
     )
-    data = proven.model_dump(mode="json")
-    # kind/created_key put the item in the by_time index (a catalog of runtimes).
-    data.update(kind="RUNTIME", created_key=f"{proven.proven_at}#{r_version}#{architecture.value}")
+    # Listed (by_time): a catalog of runtimes.
+    data = RUNTIME.encode(
+        proven.model_dump(mode="json"),
+        created_at=proven.proven_at,
+        ident=f"{r_version}#{architecture.value}",
+    )
     store.put(runtime_key(r_version, architecture), data)
     return proven

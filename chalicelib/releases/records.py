@@ -6,14 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from chalicelib.aws.store import BY_TIME, Store
+from chalicelib.aws.items import BY_TIME, RELEASE
+from chalicelib.aws.store import Store
 from chalicelib.models import Architecture, utcnow
-
-KIND = "RELEASE"
-
-
-def release_key(version: str) -> str:
-    return f"RELEASE#{version}"
 
 
 class TriggeredBuild(BaseModel):
@@ -41,30 +36,29 @@ class ReleaseRecord(BaseModel):
 
 
 def _from_item(item: dict[str, Any]) -> ReleaseRecord:
-    for key in ("pk", "kind", "created_key"):
-        item.pop(key, None)
-    return ReleaseRecord.model_validate(item)
+    return ReleaseRecord.model_validate(RELEASE.decode(item))
 
 
 def record_release(store: Store, record: ReleaseRecord) -> bool:
     """Mark a release seen, once: False when another run recorded it first."""
-    data = record.model_dump(mode="json")
-    data.update(kind=KIND, created_key=f"{record.seen_at}#{record.version}")
-    return store.put_new(release_key(record.version), data)
+    data = RELEASE.encode(
+        record.model_dump(mode="json"), created_at=record.seen_at, ident=record.version
+    )
+    return store.put_new(RELEASE.key(record.version), data)
 
 
 def get_release(store: Store, version: str) -> ReleaseRecord | None:
-    item = store.get_item(release_key(version))
+    item = store.get_item(RELEASE.key(version))
     return _from_item(item) if item else None
 
 
 def all_releases(store: Store) -> list[ReleaseRecord]:
     # A few releases a year: reading them all each run is cheap.
-    return [_from_item(item) for item in store.iter_query(BY_TIME, "kind", KIND)]
+    return [_from_item(item) for item in store.iter_query(BY_TIME, "kind", RELEASE.prefix)]
 
 
 def list_releases(
     store: Store, *, limit: int, token: str | None
 ) -> tuple[list[ReleaseRecord], str | None]:
-    items, nxt = store.query_kind(KIND, limit=limit, token=token)
+    items, nxt = store.query_kind(RELEASE.prefix, limit=limit, token=token)
     return [_from_item(item) for item in items], nxt

@@ -8,6 +8,7 @@ from typing import Any
 
 from slack_sdk.signature import SignatureVerifier
 
+from chalicelib.aws.items import SLACK_REQUEST
 from chalicelib.aws.store import Store
 from chalicelib.errors import ConfigurationError, SignatureInvalidError
 
@@ -41,7 +42,7 @@ def verify_request(signing_secret: str, body: bytes, headers: Mapping[str, str])
 
 
 def replay_key(signature: str) -> str:
-    return f"SLACKREQ#{signature}"
+    return SLACK_REQUEST.key(signature)
 
 
 def claim(store: Store, signature: str) -> dict[str, Any] | None:

@@ -6,17 +6,12 @@ import secrets
 from collections.abc import Iterator
 from typing import Any
 
-from chalicelib.aws.store import BY_TIME, Store
+from chalicelib.aws.items import BY_TIME, SUBSCRIPTION
+from chalicelib.aws.store import Store
 from chalicelib.errors import ConflictError, NotFoundError
 from chalicelib.models import Source
 from chalicelib.observability import logger
 from chalicelib.subscriptions.models import Subscription, SubscriptionRequest
-
-KIND = "SUB"
-
-
-def subscription_key(subscription_id: str) -> str:
-    return f"SUB#{subscription_id}"
 
 
 def new_subscription_id() -> str:
@@ -24,9 +19,7 @@ def new_subscription_id() -> str:
 
 
 def _from_item(item: dict[str, Any]) -> Subscription:
-    for key in ("pk", "kind", "created_key"):
-        item.pop(key, None)
-    return Subscription.model_validate(item)
+    return Subscription.model_validate(SUBSCRIPTION.decode(item))
 
 
 def create_subscription(
@@ -45,9 +38,12 @@ def create_subscription(
         source=source,
         created_by=created_by,
     )
-    data = subscription.model_dump(mode="json")
-    data.update(kind=KIND, created_key=f"{subscription.created_at}#{subscription.subscription_id}")
-    if not store.put_new(subscription_key(subscription.subscription_id), data):
+    data = SUBSCRIPTION.encode(
+        subscription.model_dump(mode="json"),
+        created_at=subscription.created_at,
+        ident=subscription.subscription_id,
+    )
+    if not store.put_new(SUBSCRIPTION.key(subscription.subscription_id), data):
         # 48 random bits colliding is not expected; never overwrite someone's subscription.
         raise ConflictError("subscription id collision; try again")
     logger.info(
@@ -58,7 +54,7 @@ def create_subscription(
 
 
 def get_subscription(store: Store, subscription_id: str) -> Subscription:
-    item = store.get_item(subscription_key(subscription_id))
+    item = store.get_item(SUBSCRIPTION.key(subscription_id))
     if item is None:
         raise NotFoundError(f"no subscription with id {subscription_id!r}", field="subscription_id")
     return _from_item(item)
@@ -67,7 +63,7 @@ def get_subscription(store: Store, subscription_id: str) -> Subscription:
 def delete_subscription(store: Store, subscription_id: str) -> Subscription:
     """Delete and return the subscription; NotFoundError when there is none."""
     subscription = get_subscription(store, subscription_id)
-    store.delete(subscription_key(subscription_id))
+    store.delete(SUBSCRIPTION.key(subscription_id))
     logger.info("subscription deleted", extra={"subscription_id": subscription_id})
     return subscription
 
@@ -75,10 +71,10 @@ def delete_subscription(store: Store, subscription_id: str) -> Subscription:
 def list_subscriptions(
     store: Store, *, limit: int, token: str | None
 ) -> tuple[list[Subscription], str | None]:
-    items, nxt = store.query_kind(KIND, limit=limit, token=token)
+    items, nxt = store.query_kind(SUBSCRIPTION.prefix, limit=limit, token=token)
     return [_from_item(item) for item in items], nxt
 
 
 def iter_subscriptions(store: Store) -> Iterator[Subscription]:
-    for item in store.iter_query(BY_TIME, "kind", KIND):
+    for item in store.iter_query(BY_TIME, "kind", SUBSCRIPTION.prefix):
         yield _from_item(item)

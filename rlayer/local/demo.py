@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from chalicelib.aws.store import build_key
+from chalicelib.aws.items import BUILD
 from chalicelib.errors import RLayerError
 from chalicelib.models import BuildRequest, BuildStatus
 from rlayer.builders.sources import cache_dir, local_sources
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace, out: Console) -> BuildStatus:
         follow(client, submitted.build_id, console=out, interval=1.0)
         # The item as the pipeline left it in DynamoDB (read with the store, not the API).
         store = stack.store()
-        item = store.get_item(build_key(submitted.build_id))
+        item = store.get_item(BUILD.key(submitted.build_id))
         out.print(f"\nthe record in DynamoDB (table {store.table_name}):", style="bold")
         _print_json(out, item)
         out.print()

@@ -37,8 +37,9 @@ from typing import IO, Any
 from chalice.app import Chalice
 from moto.server import ThreadedMotoServer
 
+from chalicelib.aws.items import table_definition
 from chalicelib.aws.session import client, reset_clients
-from chalicelib.aws.store import Store, table_definition
+from chalicelib.aws.store import Store
 from chalicelib.errors import ConfigurationError, RLayerError
 from chalicelib.models import BuildStatus
 from chalicelib.observability import logger

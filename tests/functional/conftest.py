@@ -12,7 +12,8 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
-from chalicelib.aws.store import Store, table_definition
+from chalicelib.aws.items import table_definition
+from chalicelib.aws.store import Store
 from chalicelib.models import BuildStatus, CanaryResult, LayerRef
 
 TABLE = "rlayer-test-builds"

@@ -23,8 +23,9 @@ from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
 from chalicelib.aws import s3
+from chalicelib.aws.items import table_definition
 from chalicelib.aws.session import client, reset_clients
-from chalicelib.aws.store import Store, table_definition
+from chalicelib.aws.store import Store
 from chalicelib.builders.base import BuildProgress, BuildState, artifact_prefix
 from chalicelib.models import BuildRecord, BuildRequest, BuildSpec
 from chalicelib.pipeline import TASK_FUNCTIONS, runner

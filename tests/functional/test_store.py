@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.aws.store import MAX_WATCHERS, Store
+from chalicelib.aws.items import MAX_WATCHERS
+from chalicelib.aws.store import Store
 from chalicelib.errors import NotFoundError, TransitionRejectedError
 from chalicelib.models import BuildRecord, BuildSpec, BuildStatus, NotifyTarget
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from chalicelib.aws.store import table_definition
+from chalicelib.aws.items import table_definition
 from chalicelib.errors import ConfigurationError
 from chalicelib.settings import Settings
 from deploy import template
