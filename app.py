@@ -12,7 +12,7 @@ from chalicelib.api.releases import releases
 from chalicelib.api.slack import slack
 from chalicelib.api.subscriptions import subscriptions
 from chalicelib.observability import logger, metrics, tracer
-from chalicelib.pipeline import HANDLERS as TASKS
+from chalicelib.pipeline import HANDLERS
 from chalicelib.releases import run_release_check, schedule_rate_hours
 
 app = Chalice(app_name="rlayer")
@@ -28,57 +28,57 @@ def check_releases(event: Any) -> dict[str, Any]:
     return run_release_check(context.store(), context.settings()).model_dump(mode="json")
 
 
-# ---- the state machine's task functions (chalicelib.pipeline; names are the ASL contract)
+# ---- the state machine's task functions: one per row of chalicelib.pipeline.TASKS (tested)
 
 
 @app.lambda_function(name="start_build")
 def start_build(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return TASKS["start_build"](event)
+    return HANDLERS["start_build"](event)
 
 
 @app.lambda_function(name="check_build")
 def check_build(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return TASKS["check_build"](event)
+    return HANDLERS["check_build"](event)
 
 
 @app.lambda_function(name="stop_build")
 def stop_build(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return TASKS["stop_build"](event)
+    return HANDLERS["stop_build"](event)
 
 
 @app.lambda_function(name="validate_artifact")
 def validate_artifact(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return TASKS["validate_artifact"](event)
+    return HANDLERS["validate_artifact"](event)
 
 
 @app.lambda_function(name="publish_layers")
 def publish_layers(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return TASKS["publish_layers"](event)
+    return HANDLERS["publish_layers"](event)
 
 
 @app.lambda_function(name="run_canary")
 def run_canary(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return TASKS["run_canary"](event)
+    return HANDLERS["run_canary"](event)
 
 
 @app.lambda_function(name="retire_layers")
 def retire_layers(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return TASKS["retire_layers"](event)
+    return HANDLERS["retire_layers"](event)
 
 
 @app.lambda_function(name="record_success")
 def record_success(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return TASKS["record_success"](event)
+    return HANDLERS["record_success"](event)
 
 
 @app.lambda_function(name="record_failure")
 def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return TASKS["record_failure"](event)
+    return HANDLERS["record_failure"](event)
 
 
 @app.lambda_function(name="notify")
 def notify(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return TASKS["notify"](event)
+    return HANDLERS["notify"](event)
 
 
 @app.middleware("all")

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from chalicelib.errors import ConfigurationError
-from chalicelib.pipeline import PLACEHOLDER_RE
+from chalicelib.pipeline import PLACEHOLDER_RE, TASK_FUNCTIONS
 
 REPO = Path(__file__).resolve().parent.parent
 RESOURCES_FILE = REPO / "deploy" / "resources.yml"
@@ -191,7 +191,14 @@ def chalice_functions(app: Any) -> tuple[dict[str, str], list[str]]:
 
 
 def logical_id(placeholder: str) -> str:
-    return placeholder.removesuffix(FUNCTION_SUFFIX)
+    """The template's logical id of the function behind an ASL placeholder: the registry
+    (chalicelib.pipeline.TASKS) names the function, Chalice's rule names its resource."""
+    from chalice.utils import to_cfn_resource_name
+
+    function = TASK_FUNCTIONS.get(placeholder)
+    if function is None:
+        raise ConfigurationError(f"${{{placeholder}}} is no task of chalicelib.pipeline.TASKS")
+    return str(to_cfn_resource_name(function))
 
 
 # -- assembling ----------------------------------------------------------------------------

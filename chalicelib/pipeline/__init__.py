@@ -12,14 +12,15 @@
     RecordFailure     record     FAILED, with the first failed state's error
     Notify            notify     the notifier registry
 
-``TASK_FUNCTIONS`` maps each ASL placeholder to the Chalice function name behind it (the
-deployment and the local stack substitute the functions' ARNs); ``HANDLERS`` maps those
-names to the handlers app.py registers. Both names are stable contracts.
+``TASKS`` is the one registry (state, function, handler; the placeholder follows from the
+state). ``TASK_FUNCTIONS`` (placeholder -> function) and ``HANDLERS`` (function -> handler)
+are views of it. The names are stable contracts.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from chalicelib.pipeline import (
     canary,
@@ -33,31 +34,37 @@ from chalicelib.pipeline import (
 )
 from chalicelib.pipeline.runner import Handler
 
-HANDLERS: dict[str, Handler] = {
-    "start_build": start.handler,
-    "check_build": check.check_handler,
-    "stop_build": check.stop_handler,
-    "validate_artifact": validate.handler,
-    "publish_layers": publish.handler,
-    "run_canary": canary.handler,
-    "retire_layers": retire.handler,
-    "record_success": record.success_handler,
-    "record_failure": record.failure_handler,
-    "notify": notify.handler,
-}
 
-TASK_FUNCTIONS: dict[str, str] = {
-    "StartBuildFunctionArn": "start_build",
-    "CheckBuildFunctionArn": "check_build",
-    "StopBuildFunctionArn": "stop_build",
-    "ValidateArtifactFunctionArn": "validate_artifact",
-    "PublishLayersFunctionArn": "publish_layers",
-    "RunCanaryFunctionArn": "run_canary",
-    "RetireLayersFunctionArn": "retire_layers",
-    "RecordSuccessFunctionArn": "record_success",
-    "RecordFailureFunctionArn": "record_failure",
-    "NotifyFunctionArn": "notify",
-}
+@dataclass(frozen=True)
+class Task:
+    """One task state: the ASL state, the Chalice function behind it, its handler."""
+
+    state: str
+    function: str
+    handler: Handler
+
+    @property
+    def placeholder(self) -> str:
+        """The ASL's ``${...}`` for this function's ARN (deployment and local stack fill it)."""
+        return f"{self.state}FunctionArn"
+
+
+# The one registry of task states. app.py declares one Chalice function per row (a test
+# holds it to this table); the local stack and the deployment read the placeholders here.
+TASKS: tuple[Task, ...] = (
+    Task("StartBuild", "start_build", start.handler),
+    Task("CheckBuild", "check_build", check.check_handler),
+    Task("StopBuild", "stop_build", check.stop_handler),
+    Task("ValidateArtifact", "validate_artifact", validate.handler),
+    Task("PublishLayers", "publish_layers", publish.handler),
+    Task("RunCanary", "run_canary", canary.handler),
+    Task("RetireLayers", "retire_layers", retire.handler),
+    Task("RecordSuccess", "record_success", record.success_handler),
+    Task("RecordFailure", "record_failure", record.failure_handler),
+    Task("Notify", "notify", notify.handler),  # also NotifyFailure's
+)
+HANDLERS: dict[str, Handler] = {task.function: task.handler for task in TASKS}
+TASK_FUNCTIONS: dict[str, str] = {task.placeholder: task.function for task in TASKS}
 
 # A ``${Name}`` placeholder of state_machine.asl.json: the one pattern the deployment
 # (DefinitionSubstitutions) and the local stack fill.
