@@ -32,7 +32,7 @@ from chalicelib.pipeline import (
     start,
     validate,
 )
-from chalicelib.pipeline.runner import Handler
+from chalicelib.pipeline.task import Handler
 
 
 @dataclass(frozen=True)

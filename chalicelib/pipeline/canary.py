@@ -23,7 +23,7 @@ from chalicelib.errors import CanaryFailedError, ConfigurationError, TransientEr
 from chalicelib.models import BuildRecord, BuildStatus, CanaryResult
 from chalicelib.observability import logger
 from chalicelib.pipeline.contracts import CanaryOutput, TaskInput
-from chalicelib.pipeline.runner import Deps, advance, build_marker, task
+from chalicelib.pipeline.task import Deps, advance, build_marker, task
 from chalicelib.settings import Settings
 
 CANARY_RUNTIME = "provided.al2023"

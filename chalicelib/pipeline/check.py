@@ -19,7 +19,7 @@ from chalicelib.pipeline.contracts import (
     StopBuildOutput,
     TaskInput,
 )
-from chalicelib.pipeline.runner import Deps, task
+from chalicelib.pipeline.task import Deps, task
 
 # How much of the build's log tail goes into the recorded error.
 LOG_TAIL_LINES = 15

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from chalicelib.models import BuildRecord
 from chalicelib.observability import logger
 from chalicelib.pipeline.contracts import FinalOutput, TaskInput
-from chalicelib.pipeline.runner import Deps, task
+from chalicelib.pipeline.task import Deps, task
 
 Notifier = Callable[[BuildRecord], None]
 

@@ -19,8 +19,8 @@ from chalicelib.observability import logger
 from chalicelib.pipeline import runtimes
 from chalicelib.pipeline.artifacts import Kind
 from chalicelib.pipeline.contracts import PublishedSummary, PublishOutput, TaskInput
-from chalicelib.pipeline.runner import Deps, advance, artifact_location, build_marker, task
-from chalicelib.pipeline.sources import Location, manifest_name, present_kinds, zip_name
+from chalicelib.pipeline.locations import Location, manifest_name, present_kinds, zip_name
+from chalicelib.pipeline.task import Deps, advance, artifact_location, build_marker, task
 
 R_LICENSE = "GPL-2 | GPL-3"
 # Each package has its own licence; the layer as a whole can only point at them.

@@ -9,7 +9,7 @@ from chalicelib.models import BuildStatus, ErrorInfo
 from chalicelib.observability import logger, metrics
 from chalicelib.pipeline import runtimes
 from chalicelib.pipeline.contracts import FinalOutput, RecordFailureInput, TaskInput
-from chalicelib.pipeline.runner import Deps, task
+from chalicelib.pipeline.task import Deps, task
 
 # States whose failure is a consequence, not the cause (listed after the cause).
 _FOLLOW_UPS = ("RetireLayers", "RecordFailure")

@@ -13,7 +13,7 @@ from chalicelib.models import BuildStatus, LayerRef
 from chalicelib.observability import logger
 from chalicelib.pipeline.contracts import RetireOutput, TaskInput
 from chalicelib.pipeline.publish import layer_name
-from chalicelib.pipeline.runner import Deps, build_marker, task
+from chalicelib.pipeline.task import Deps, build_marker, task
 
 
 def run(data: TaskInput, deps: Deps) -> RetireOutput:

@@ -6,7 +6,7 @@ from chalicelib.errors import BuildStartError, TransitionRejectedError
 from chalicelib.models import BuildSpec, BuildStatus
 from chalicelib.observability import logger
 from chalicelib.pipeline.contracts import StartBuildOutput, TaskInput
-from chalicelib.pipeline.runner import Deps, task
+from chalicelib.pipeline.task import Deps, task
 
 
 def run(data: TaskInput, deps: Deps) -> StartBuildOutput:

@@ -11,8 +11,8 @@ from chalicelib.models import BuildRecord, BuildStatus
 from chalicelib.observability import logger
 from chalicelib.pipeline.artifacts import Kind, LayerArtifact, ValidatedLayer, validate_artifacts
 from chalicelib.pipeline.contracts import TaskInput, ValidatedLayerSummary, ValidateOutput
-from chalicelib.pipeline.runner import Deps, advance, artifact_location, task
-from chalicelib.pipeline.sources import Location, manifest_name, present_kinds, zip_name
+from chalicelib.pipeline.locations import Location, manifest_name, present_kinds, zip_name
+from chalicelib.pipeline.task import Deps, advance, artifact_location, task
 
 
 def expected_layer_name(record: BuildRecord, kind: Kind) -> str:

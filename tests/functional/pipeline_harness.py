@@ -28,7 +28,8 @@ from chalicelib.aws.session import client, reset_clients
 from chalicelib.aws.store import Store
 from chalicelib.builders.base import BuildProgress, BuildState, artifact_prefix
 from chalicelib.models import BuildRecord, BuildRequest, BuildSpec
-from chalicelib.pipeline import TASK_FUNCTIONS, runner
+from chalicelib.pipeline import TASK_FUNCTIONS
+from chalicelib.pipeline import task as pipeline_task
 from chalicelib.settings import get_settings, reset_settings
 from chalicelib.submit import submit_build
 from rlayer.local import asl
@@ -169,7 +170,7 @@ class Pipeline:
 
     def use(self, backend: FakeBackend) -> FakeBackend:
         self.backend = backend
-        self.monkeypatch.setattr(runner, "backend_for", lambda settings: backend)
+        self.monkeypatch.setattr(pipeline_task, "backend_for", lambda settings: backend)
         return backend
 
     def submit(self, packages: list[str], *, r_version: str = HOST_R_VERSION, **extra: Any) -> str:
@@ -233,7 +234,7 @@ class Pipeline:
         assert record.status.is_final
         for ref in self.backend.started:
             assert ref in self.backend.finished, f"{ref} was left running"
-        marker = runner.build_marker(record.build_id)
+        marker = pipeline_task.build_marker(record.build_id)
         mine = [v for v in self.all_layer_versions() if marker in v.get("Description", "")]
         if record.status.value == "FAILED":
             assert mine == [], f"layer versions of a failed build remain: {mine}"

@@ -13,7 +13,7 @@ from chalicelib.builders.base import BuildState
 from chalicelib.models import BuildRecord, BuildStatus
 from chalicelib.pipeline import notify, runtimes
 from chalicelib.pipeline.publish import PACKAGES_LICENSE, R_LICENSE
-from chalicelib.pipeline.runner import build_marker
+from chalicelib.pipeline.task import build_marker
 from tests.functional.pipeline_harness import FakeBackend, Pipeline, Throttle, pipeline_stack
 from tests.layerkit import HOST_R_VERSION, Artifacts
 

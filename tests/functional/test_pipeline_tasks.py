@@ -16,9 +16,10 @@ from chalicelib.builders.base import BuildState, artifact_prefix
 from chalicelib.builders.codebuild import CodeBuildBackend
 from chalicelib.errors import PublishError, TransientError, UpstreamError
 from chalicelib.models import BuildRecord, BuildSpec, BuildStatus
-from chalicelib.pipeline import publish, retire, runner, start
+from chalicelib.pipeline import publish, retire, start
+from chalicelib.pipeline import task as pipeline_task
 from chalicelib.pipeline.contracts import TaskInput
-from chalicelib.pipeline.runner import Deps, build_marker, task
+from chalicelib.pipeline.task import Deps, build_marker, task
 from chalicelib.settings import get_settings
 from tests.functional.pipeline_harness import FakeBackend
 from tests.layerkit import Artifacts
@@ -29,7 +30,7 @@ SPEC = BuildSpec(r_version="4.2.2", packages=["digest==0.6.33"])  # type: ignore
 @pytest.fixture
 def deps(aws: dict[str, Any], store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deps]:
     backend = FakeBackend(Artifacts.synthetic, [BuildState.SUCCEEDED])
-    monkeypatch.setattr(runner, "backend_for", lambda settings: backend)
+    monkeypatch.setattr(pipeline_task, "backend_for", lambda settings: backend)
     yield Deps(settings=get_settings(), store=store, _backend=backend)
 
 

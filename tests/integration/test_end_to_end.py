@@ -20,7 +20,7 @@ from chalicelib.aws.session import client
 from chalicelib.builders.base import artifact_prefix
 from chalicelib.errors import NotFoundError
 from chalicelib.models import BuildRecord, BuildRequest, BuildStatus
-from chalicelib.pipeline.sources import zip_name
+from chalicelib.pipeline.locations import zip_name
 from rlayer.builders.sources import LocalSources, ensure_local_sources
 from rlayer.client import ApiClient
 from rlayer.client.progress import follow

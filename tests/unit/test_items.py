@@ -30,3 +30,18 @@ def test_the_state_machine_writes_the_build_key_the_store_reads() -> None:
     asl = json.loads((REPO / "state_machine.asl.json").read_text())
     key = asl["States"]["MarkBuilding"]["Parameters"]["Key"]["pk"]["S.$"]
     assert key == f"States.Format('{BUILD.key('{}')}', $.build_id)"
+
+
+def test_mark_buildings_direct_update_follows_the_stores_transition_rule() -> None:
+    from chalicelib.models import BuildStatus
+
+    params = json.loads((REPO / "state_machine.asl.json").read_text())["States"]["MarkBuilding"][
+        "Parameters"
+    ]
+    values = params["ExpressionAttributeValues"]
+    assert values[":to"] == {"S": BuildStatus.BUILDING.value}
+    assert params["ExpressionAttributeNames"]["#to"] == BuildStatus.BUILDING.value
+    # Store.transition allows a move from the statuses strictly before the target only.
+    assert [values[":from"]["S"]] == [s.value for s in BuildStatus.BUILDING.predecessors()]
+    assert params["ConditionExpression"] == "attribute_exists(pk) AND #status = :from"
+    assert params["UpdateExpression"] == "SET #status = :to, updated_at = :now, steps.#to = :now"

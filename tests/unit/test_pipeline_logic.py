@@ -17,7 +17,7 @@ from chalicelib.pipeline.canary import canary_code, judge, parse_report
 from chalicelib.pipeline.contracts import CaughtError, RecordFailureInput
 from chalicelib.pipeline.publish import describe, layer_name
 from chalicelib.pipeline.record import failure_info
-from chalicelib.pipeline.runner import build_marker
+from chalicelib.pipeline.task import build_marker
 from chalicelib.settings import Settings
 
 SPEC = BuildSpec(r_version="4.4.1", packages=["jsonlite", "digest==0.6.33"])  # type: ignore[arg-type]
