@@ -10,7 +10,7 @@ with ``sh -c``, in a directory per build::
         status.json   state, current phase and command, reason; rewritten atomically
         build.log     every command's output
 
-``start_build`` spawns a runner process (``python -m rlayer.builders.local run DIR``) in
+``start_build`` spawns a runner process (``python -m rlayer.builders.runner run DIR``) in
 its own session and returns at once; everything about a build is on disk, so any thread or
 process (the pipeline polls from its task functions) can check or stop it. ``stop_build``
 signals the runner and the running command's process group (make, the compilers, R).
@@ -27,7 +27,6 @@ R version they hold, because a machine that prepared them is one without CRAN.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -36,12 +35,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import deque
 from pathlib import Path
-from typing import Any
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.builders import register_backend
 from chalicelib.builders.base import (
@@ -52,13 +46,24 @@ from chalicelib.builders.base import (
     artifact_prefix,
     build_environment,
 )
-from chalicelib.errors import BuildStartError, ConfigurationError, NotFoundError
+from chalicelib.errors import BuildStartError, NotFoundError
 from chalicelib.models import BuildSpec, utcnow
 from chalicelib.settings import Settings, get_settings
 from rlayer.builders import buildroot
+from rlayer.builders.buildspec import BUILDSPEC, Buildspec
+from rlayer.builders.runner import (
+    RUNNER_MODULE,
+    STOP_GRACE_S,
+    LocalBuildStatus,
+    Plan,
+    is_runner,
+    log_tail,
+    signal_group,
+    signal_pid,
+    write_json_atomic,
+)
 from rlayer.builders.sources import REPO_ROOT, cache_dir, local_sources
 
-BUILDSPEC = REPO_ROOT / "buildspec" / "buildspec.yml"
 # What a build gets from this process's environment; nothing else (no AWS credentials).
 PASSED_ENV = (
     "PATH",
@@ -71,102 +76,7 @@ PASSED_ENV = (
     "XDG_CACHE_HOME",
     "RLAYER_JOBS",
 )
-PHASE_ORDER = ("install", "pre_build", "build", "post_build")
-
-RUNNER_MODULE = "rlayer.builders.local"
 BUILD_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-LOG_TAIL_LINES = 40
-STOP_GRACE_S = 10.0
-
-
-class BuildspecPhase(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    commands: list[str] = Field(default_factory=list)
-    on_failure: str = Field(default="ABORT", alias="on-failure")
-
-
-class Buildspec(BaseModel):
-    """The part of CodeBuild's buildspec format the local backend executes."""
-
-    model_config = ConfigDict(extra="allow")
-
-    version: float
-    env: dict[str, Any] = Field(default_factory=dict)
-    phases: dict[str, BuildspecPhase]
-
-    @classmethod
-    def load(cls, path: Path = BUILDSPEC) -> Buildspec:
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigurationError(f"cannot read {path}: {exc}") from exc
-        return cls.model_validate(data)
-
-    def default_variables(self) -> dict[str, str]:
-        variables = self.env.get("variables") or {}
-        return {str(k): str(v) for k, v in variables.items()}
-
-    def ordered_phases(self) -> list[tuple[str, list[str]]]:
-        unknown = set(self.phases) - set(PHASE_ORDER)
-        if unknown:
-            raise ConfigurationError(f"buildspec has unknown phases: {sorted(unknown)}")
-        return [(p, self.phases[p].commands) for p in PHASE_ORDER if p in self.phases]
-
-
-class Plan(BaseModel):
-    build_id: str
-    phases: list[tuple[str, list[str]]]
-    env: dict[str, str]
-    cwd: str
-    timeout_s: float
-    artifact_location: str
-    # Extra Debian packages of the build root (RLAYER_SYSTEM_PACKAGES): a root of its own.
-    root_extra: tuple[str, ...] = ()
-    # Host paths the commands see at the same path inside the root.
-    writable: list[str] = Field(default_factory=list)
-    readable: list[str] = Field(default_factory=list)
-
-
-class LocalBuildStatus(BaseModel):
-    """``status.json`` of one build; written by the runner (and by stop_build)."""
-
-    state: BuildState = BuildState.IN_PROGRESS
-    current_phase: str | None = None
-    current_command: str | None = None
-    started_at: str = Field(default_factory=utcnow)
-    finished_at: str | None = None
-    reason: str | None = None
-    # The process group of the command running now (each command gets its own group).
-    command_pgid: int | None = None
-    artifact_location: str | None = None
-    phase_seconds: dict[str, float] = Field(default_factory=dict)
-
-
-def _write_json_atomic(path: Path, data: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-    tmp.write_text(data)
-    tmp.replace(path)
-
-
-def _log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
-    if not log.exists():
-        return []
-    with log.open("rb") as f:
-        f.seek(0, os.SEEK_END)
-        f.seek(max(0, f.tell() - 64 * 1024))
-        text = f.read().decode("utf-8", errors="replace")
-    return [line.rstrip() for line in deque(text.splitlines(), maxlen=lines)]
-
-
-def is_runner(state: str, cmdline: bytes) -> bool:
-    """Whether /proc's view of the recorded pid (its state, its cmdline) is our live runner.
-
-    A zombie has exited. A cmdline naming something else is a reused pid. An empty cmdline
-    is our runner still inside execve: Popen returns once the exec is past the point of no
-    return, a moment before the kernel has set the new program's arguments.
-    """
-    return state != "Z" and (not cmdline or RUNNER_MODULE.encode() in cmdline)
 
 
 class LocalBuildBackend:
@@ -237,8 +147,8 @@ class LocalBuildBackend:
             build_dir.mkdir(parents=True)
             self._snapshot_sources(build_dir / "src")
             (build_dir / "work").mkdir()
-            _write_json_atomic(build_dir / "plan.json", plan.model_dump_json(indent=2))
-            _write_json_atomic(build_dir / "status.json", LocalBuildStatus().model_dump_json())
+            write_json_atomic(build_dir / "plan.json", plan.model_dump_json(indent=2))
+            write_json_atomic(build_dir / "status.json", LocalBuildStatus().model_dump_json())
             (build_dir / "build.log").touch()
             with open(build_dir / "runner.err", "wb") as runner_err:
                 runner = subprocess.Popen(
@@ -251,7 +161,7 @@ class LocalBuildBackend:
                 )
         except OSError as exc:
             raise BuildStartError(f"cannot start local build {build_id}: {exc}") from exc
-        _write_json_atomic(build_dir / "runner.pid", str(runner.pid))
+        write_json_atomic(build_dir / "runner.pid", str(runner.pid))
         # Reap the runner when it ends (else it lingers as a zombie of this process).
         threading.Thread(target=runner.wait, daemon=True).start()
         return build_id
@@ -264,7 +174,7 @@ class LocalBuildBackend:
             reason = "the build runner exited without a result"
             # Whatever it printed on the way out (a traceback's last line) says why.
             err = self.build_dir(build_ref) / "runner.err"
-            last = [line for line in _log_tail(err, lines=5) if line.strip()]
+            last = [line for line in log_tail(err, lines=5) if line.strip()]
             status = self._finish(
                 build_ref,
                 BuildState.FAILED,
@@ -275,7 +185,7 @@ class LocalBuildBackend:
             artifact_location=status.artifact_location,
             log_url=log.as_uri(),
             reason=status.reason,
-            log_tail=_log_tail(log),
+            log_tail=log_tail(log),
             current_phase=status.current_phase,
         )
 
@@ -286,17 +196,17 @@ class LocalBuildBackend:
             return
         # The runner marks the build stopped; the command's group is signalled directly too
         # in case the runner is wedged.
-        _signal(runner, signal.SIGTERM)
+        signal_pid(runner, signal.SIGTERM)
         if status.command_pgid:
-            _signal_group(status.command_pgid, signal.SIGTERM)
+            signal_group(status.command_pgid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S
         while time.monotonic() < deadline and self._runner_alive(build_ref):
             time.sleep(0.1)
         if self._runner_alive(build_ref):
             latest = self.read_status(build_ref)
             if latest.command_pgid:
-                _signal_group(latest.command_pgid, signal.SIGKILL)
-            _signal(runner, signal.SIGKILL)
+                signal_group(latest.command_pgid, signal.SIGKILL)
+            signal_pid(runner, signal.SIGKILL)
         phase = status.current_phase or "start"
         self._finish(build_ref, BuildState.FAILED, f"stopped during {phase}")
 
@@ -329,7 +239,7 @@ class LocalBuildBackend:
             )
         )
         env["RLAYER_WORK_DIR"] = str(build_dir / "work")
-        # The build root binds this build's /opt image at /opt (see _Runner.argv).
+        # The build root binds this build's /opt image at /opt (see rlayer.builders.runner).
         env["RLAYER_OPT_MODE"] = "direct"
         env.update(self.extra_env)
         return env
@@ -372,7 +282,7 @@ class LocalBuildBackend:
         status.state = state
         status.reason = reason
         status.finished_at = utcnow()
-        _write_json_atomic(self.build_dir(build_ref) / "status.json", status.model_dump_json())
+        write_json_atomic(self.build_dir(build_ref) / "status.json", status.model_dump_json())
         return status
 
 
@@ -389,138 +299,4 @@ def _local_inputs(env: dict[str, str]) -> list[str]:
     return paths
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-
-
-# -- the runner (a separate process per build) --------------------------------------------
-class _Runner:
-    def __init__(self, build_dir: Path) -> None:
-        self.build_dir = build_dir
-        self.plan = Plan.model_validate_json((build_dir / "plan.json").read_text())
-        self.status = LocalBuildStatus.model_validate_json((build_dir / "status.json").read_text())
-        self.log = (build_dir / "build.log").open("ab", buffering=0)
-        self.child: subprocess.Popen[bytes] | None = None
-        self.stopping = False
-        self.prefix: list[str] = []
-
-    def save(self) -> None:
-        _write_json_atomic(self.build_dir / "status.json", self.status.model_dump_json())
-
-    def say(self, text: str) -> None:
-        self.log.write(f"[local-build {utcnow()}] {text}\n".encode())
-
-    def on_term(self, signum: int, _frame: object) -> None:
-        self.stopping = True
-        if self.child is not None and self.child.poll() is None:
-            _signal_group(self.child.pid, signal.SIGTERM)
-
-    def run(self) -> int:
-        signal.signal(signal.SIGTERM, self.on_term)
-        deadline = time.monotonic() + self.plan.timeout_s
-        self.status.current_phase = "build_root"
-        self.save()
-        try:
-            root = buildroot.ensure(self.plan.root_extra, log=self.build_dir / "build.log")
-        except buildroot.BuildRootError as exc:
-            self.say(exc.message)
-            return self.end(BuildState.FAILED, exc.message)
-        self.say(f"build root {root.identity} at {root.path}")
-        opt = Path(self.plan.env["RLAYER_WORK_DIR"]) / "root" / "opt"
-        for path in (opt, *map(Path, self.plan.writable)):
-            path.mkdir(parents=True, exist_ok=True)
-        self.prefix = buildroot.bwrap_prefix(
-            root.path,
-            writable=[Path(p) for p in self.plan.writable],
-            readable=[Path(p) for p in self.plan.readable],
-            opt=opt,
-        )
-        for phase, commands in self.plan.phases:
-            self.status.current_phase = phase
-            phase_start = time.monotonic()
-            for command in commands:
-                if self.stopping:
-                    return self.end(BuildState.FAILED, f"stopped during {phase}")
-                self.status.current_command = command
-                self.save()
-                self.say(f"phase {phase}: {command}")
-                outcome = self.run_command(command, deadline)
-                if outcome is not None:
-                    state, reason = outcome
-                    self.say(reason)
-                    return self.end(state, reason)
-            self.status.phase_seconds[phase] = round(time.monotonic() - phase_start, 1)
-            self.save()
-        self.status.artifact_location = self.plan.artifact_location
-        self.status.current_command = None
-        self.say(f"build succeeded; artifacts in {self.plan.artifact_location}")
-        return self.end(BuildState.SUCCEEDED, None)
-
-    def run_command(self, command: str, deadline: float) -> tuple[BuildState, str] | None:
-        # Its own process group, so a stop or a timeout reaches make, cc and R under it.
-        self.child = subprocess.Popen(
-            [*self.prefix, "sh", "-c", command],
-            cwd=self.plan.cwd,
-            env=self.plan.env,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            process_group=0,
-        )
-        self.status.command_pgid = self.child.pid
-        self.save()
-        phase = self.status.current_phase
-        while True:
-            try:
-                code = self.child.wait(timeout=1.0)
-                break
-            except subprocess.TimeoutExpired:
-                if time.monotonic() > deadline:
-                    self.kill_command()
-                    return BuildState.TIMED_OUT, (
-                        f"timed out after {self.plan.timeout_s:.0f} s in {phase}: {command}"
-                    )
-        if self.stopping:
-            return BuildState.FAILED, f"stopped during {phase}"
-        if code != 0:
-            return BuildState.FAILED, f"phase {phase}: `{command}` exited with status {code}"
-        return None
-
-    def kill_command(self) -> None:
-        assert self.child is not None
-        _signal_group(self.child.pid, signal.SIGTERM)
-        try:
-            self.child.wait(timeout=STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            _signal_group(self.child.pid, signal.SIGKILL)
-            self.child.wait()
-
-    def end(self, state: BuildState, reason: str | None) -> int:
-        if reason and state is not BuildState.SUCCEEDED:
-            tail = "\n".join(_log_tail(self.build_dir / "build.log", 15))
-            reason = f"{reason}\n{tail}"
-        self.status.state = state
-        self.status.reason = reason
-        self.status.finished_at = utcnow()
-        self.save()
-        return 0 if state is BuildState.SUCCEEDED else 1
-
-
 register_backend("local", LocalBuildBackend)
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] != "run":
-        print("usage: python -m rlayer.builders.local run BUILD_DIR", file=sys.stderr)
-        return 2
-    return _Runner(Path(argv[1])).run()
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

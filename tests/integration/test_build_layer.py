@@ -25,7 +25,8 @@ import pytest
 from chalicelib.builders.base import BuildProgress, BuildState
 from chalicelib.models import Architecture, BuildSpec, LayerManifest
 from chalicelib.settings import get_settings
-from rlayer.builders.local import BUILDSPEC, LocalBuildBackend
+from rlayer.builders.buildspec import BUILDSPEC
+from rlayer.builders.local import LocalBuildBackend
 from rlayer.builders.sources import LocalSources, ensure_local_sources
 from rlayer.local import lambda_root
 

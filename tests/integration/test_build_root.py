@@ -16,7 +16,8 @@ from chalicelib.builders.base import BuildState
 from chalicelib.models import BuildSpec
 from chalicelib.settings import get_settings
 from rlayer.builders import buildroot
-from rlayer.builders.local import BUILDSPEC, LocalBuildBackend
+from rlayer.builders.buildspec import BUILDSPEC
+from rlayer.builders.local import LocalBuildBackend
 
 pytestmark = pytest.mark.integration
 PREPARE = BUILDSPEC.parent / "prepare.sh"

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 from chalicelib.lambda_os import target
-from rlayer.builders.local import BUILDSPEC
+from rlayer.builders.buildspec import BUILDSPEC
 
 CLOSURE = BUILDSPEC.parent / "closure.sh"
 

@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib.builders.base import build_environment
 from chalicelib.models import Architecture, BuildSpec
-from rlayer.builders.local import BUILDSPEC
+from rlayer.builders.buildspec import BUILDSPEC
 
 HOST_ARCH = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
 

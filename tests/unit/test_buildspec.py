@@ -14,7 +14,7 @@ from types import ModuleType
 import pytest
 
 from chalicelib.models import LayerManifest
-from rlayer.builders.local import BUILDSPEC, Buildspec
+from rlayer.builders.buildspec import BUILDSPEC, Buildspec
 
 BUILDSPEC_DIR = BUILDSPEC.parent
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rlayer.builders.local import RUNNER_MODULE, is_runner
+from rlayer.builders.runner import RUNNER_MODULE, is_runner
 
 RUNNER_CMDLINE = f"/usr/bin/python3\0-m\0{RUNNER_MODULE}\0run\0/builds/b-1\0".encode()
 
