@@ -49,8 +49,8 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.exceptions import JsonRESTError
 
 from chalicelib.errors import ConfigurationError
+from rlayer.local.layers import extract_layer_zip
 from rlayer.local.runtime_api import InvokeResult, RuntimeSession
-from rlayer.local.sandbox import extract_layer_zip
 
 # Chalice's lambda function signature: handler(event, context).
 TaskHandler = Callable[[Any, Any], Any]

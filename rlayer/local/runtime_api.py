@@ -45,13 +45,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from chalicelib.errors import PayloadTooLargeError
-from rlayer.local.sandbox import (
-    LogSink,
-    RuntimeProcess,
-    Sandbox,
-    SandboxMode,
-    lambda_environment,
-)
+from rlayer.local.process import LogSink, RuntimeProcess
+from rlayer.local.sandbox import Sandbox, SandboxMode, lambda_environment
 
 # Lambda's synchronous invoke limit, for the request and for the response.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024

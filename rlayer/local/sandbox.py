@@ -9,36 +9,28 @@ provided.al2023 (``rlayer.local.lambda_root``): none of the host's /usr, /lib or
 Without layers the runtime of this repository runs with host R, in a sandbox that sees the
 host's system directories or directly on the host (handler development).
 
-A :class:`RuntimeProcess` is one start of the bootstrap in it: output captured (stdout and
-stderr merged, as CloudWatch shows them), memory read from /proc, killed as a group.
+Each start of the bootstrap in it is a :class:`rlayer.local.process.RuntimeProcess`; the
+layers are merged by :mod:`rlayer.local.layers`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import select
 import shutil
-import signal
-import stat
 import subprocess
 import tempfile
-import threading
-import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from functools import lru_cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from chalicelib.errors import ConfigurationError, RequestInvalidError
 from rlayer.local import lambda_root
+from rlayer.local.layers import merge_layers
+from rlayer.local.process import LogSink, RuntimeProcess
 
 OPT = "/opt"
 TASK_ROOT = "/var/task"
-# Keep this much of a process's output (LogResult needs only the last 4 KB of an invoke).
-LOG_BUFFER_BYTES = 1 << 20
-
-LogSink = Callable[[str], None]
 
 
 class SandboxMode(StrEnum):
@@ -68,60 +60,6 @@ def bwrap_path() -> str | None:
         check=False,
     )
     return path if probe.returncode == 0 else None
-
-
-# ---- layers ---------------------------------------------------------------------------
-
-
-def _safe_member(name: str) -> PurePosixPath:
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts:
-        raise RequestInvalidError(f"layer zip member {name!r} escapes the layer directory")
-    return path
-
-
-def _clear(target: Path) -> None:
-    """Make room for a later layer's entry (a file may replace a symlink and so on)."""
-    if target.is_symlink() or target.is_file():
-        target.unlink()
-    elif target.is_dir():
-        shutil.rmtree(target)
-
-
-def extract_layer_zip(zip_path: Path, dest: Path) -> None:
-    """Unzip keeping what zipfile drops: permission bits (bootstrap and R's executables
-    need their exec bit) and symlinks (stored by `zip -y` as a link whose data is the
-    target)."""
-    with zipfile.ZipFile(zip_path) as archive:
-        for info in archive.infolist():
-            rel = _safe_member(info.filename)
-            target = dest.joinpath(*rel.parts)
-            mode = info.external_attr >> 16
-            if info.is_dir():
-                if target.exists() and not target.is_dir():
-                    _clear(target)
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.exists() or target.is_symlink():
-                _clear(target)
-            if stat.S_ISLNK(mode):
-                os.symlink(archive.read(info).decode(), target)
-                continue
-            with archive.open(info) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-            os.chmod(target, (mode & 0o7777) or 0o644)
-
-
-def merge_layers(layers: Sequence[Path], dest: Path) -> None:
-    """Lay the layers over each other in ``dest``, in order, like Lambda's /opt."""
-    for layer in layers:
-        if layer.is_dir():
-            shutil.copytree(layer, dest, symlinks=True, dirs_exist_ok=True)
-        elif zipfile.is_zipfile(layer):
-            extract_layer_zip(layer, dest)
-        else:
-            raise RequestInvalidError(f"layer {layer} is neither a directory nor a zip file")
 
 
 # ---- the sandbox ----------------------------------------------------------------------
@@ -297,183 +235,6 @@ class Sandbox:
         self._tmp = None
         self._opt = None
         self._entrypoint = None
-
-
-# ---- one process ----------------------------------------------------------------------
-
-
-def _descendants(pid: int) -> list[int]:
-    """pid and every process below it (the bootstrap runs inside bwrap's pid namespace)."""
-    found = [pid]
-    i = 0
-    while i < len(found):
-        try:
-            children = Path(f"/proc/{found[i]}/task/{found[i]}/children").read_text()
-        except OSError:
-            children = ""
-        found.extend(int(c) for c in children.split())
-        i += 1
-    return found
-
-
-def _status_kib(pid: int, field: bytes) -> int | None:
-    """One "VmXxx:   123 kB" value of /proc/<pid>/status; None when the process is gone."""
-    try:
-        fd = os.open(f"/proc/{pid}/status", os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        text = os.read(fd, 8192)
-    except OSError:  # it exited between the open and the read (ESRCH)
-        return None
-    finally:
-        os.close(fd)
-    start = text.find(field + b":")
-    if start < 0:
-        return 0  # a zombie has no memory lines
-    return int(text[start + len(field) + 1 : text.index(b"\n", start)].split()[0])
-
-
-class RuntimeProcess:
-    """A started bootstrap: its output, its memory, and a way to end it."""
-
-    def __init__(
-        self,
-        argv: Sequence[str],
-        env: Mapping[str, str],
-        *,
-        cwd: Path,
-        log_sink: LogSink | None = None,
-    ) -> None:
-        self._sink = log_sink
-        self._lock = threading.Lock()
-        self._buffer = bytearray()
-        self._written = 0  # bytes ever captured; marks are offsets in this count
-        self._pending_line = b""
-        self._tree: list[int] | None = None
-        self.proc = subprocess.Popen(
-            list(argv),
-            env=dict(env),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            # Its own process group: a kill reaches bwrap, the shell and R alike.
-            start_new_session=True,
-        )
-        assert self.proc.stdout is not None
-        self._fd = self.proc.stdout.fileno()
-        self._reader = threading.Thread(target=self._read_loop, daemon=True)
-        self._reader.start()
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    # -- output --
-    def _take(self, chunk: bytes) -> None:
-        self._buffer += chunk
-        self._written += len(chunk)
-        if len(self._buffer) > LOG_BUFFER_BYTES:
-            del self._buffer[: len(self._buffer) - LOG_BUFFER_BYTES]
-        if self._sink is not None:
-            lines = (self._pending_line + chunk).split(b"\n")
-            self._pending_line = lines.pop()
-            for line in lines:
-                self._sink(line.decode(errors="replace"))
-
-    def _read_once(self) -> bool:
-        """Read what the pipe holds (call with the lock held); False at end of output."""
-        chunk = os.read(self._fd, 65536)
-        if not chunk:
-            return False
-        self._take(chunk)
-        return True
-
-    def _read_loop(self) -> None:
-        while True:
-            ready, _, _ = select.select([self._fd], [], [])
-            if not ready:
-                continue
-            # Read and append under the lock, so drain() sees all or nothing of a chunk;
-            # drain() may have emptied the pipe meanwhile: check again before reading.
-            with self._lock:
-                try:
-                    more = not select.select([self._fd], [], [], 0)[0] or self._read_once()
-                except (OSError, ValueError):
-                    more = False
-            if not more:
-                break
-
-    def drain(self) -> None:
-        """Capture what the process has written so far (it flushes before it answers)."""
-        with self._lock:
-            try:
-                while select.select([self._fd], [], [], 0)[0] and self._read_once():
-                    pass
-            except (OSError, ValueError):
-                pass
-
-    def note(self, line: str) -> None:
-        """Add a platform line (START/END/REPORT) to the log, as Lambda does."""
-        with self._lock:
-            self._take(line.encode() + b"\n")
-
-    def log_mark(self) -> int:
-        with self._lock:
-            return self._written
-
-    def logs_since(self, mark: int) -> bytes:
-        with self._lock:
-            kept_from = self._written - len(self._buffer)
-            return bytes(self._buffer[max(mark - kept_from, 0) :])
-
-    # -- lifecycle --
-    def poll(self) -> int | None:
-        return self.proc.poll()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            # Inside first, deepest first, so that bwrap reaps its own child and exits: a
-            # kill of the whole group at once orphans bwrap's pid-1 child, which stays a
-            # zombie wherever the machine's init does not reap (containers, CI runners).
-            inside = _descendants(self.pid)[1:]
-            for pid in reversed(inside):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            try:
-                self.proc.wait(timeout=2 if inside else 0)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-        self._reader.join(timeout=2)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-    # -- memory --
-    def _tree_kib(self, field: bytes) -> int:
-        # The tree (bwrap, its pid-1 reaper, R) is stable once the bootstrap has exec'd R:
-        # walk it again only when one of the known processes is gone or on request.
-        for fresh in (False, True):
-            if fresh or self._tree is None:
-                self._tree = _descendants(self.pid)
-            values = [_status_kib(pid, field) for pid in self._tree]
-            if None not in values:
-                return sum(v for v in values if v)
-        return sum(v for v in values if v)
-
-    def refresh_tree(self) -> None:
-        """Forget the process tree (after init, when the bootstrap has become R)."""
-        self._tree = None
-
-    def rss_bytes(self) -> int:
-        """Resident memory now, summed over the process tree."""
-        return self._tree_kib(b"VmRSS") * 1024
-
-    def peak_rss_bytes(self) -> int:
-        """Peak resident memory (VmHWM) summed over the tree: Lambda's Max Memory Used."""
-        return self._tree_kib(b"VmHWM") * 1024
 
 
 def lambda_environment(
