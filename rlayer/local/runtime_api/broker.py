@@ -1,0 +1,220 @@
+"""The Runtime API's state, no I/O: invocations queued and served, replies, limits."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# Lambda's synchronous invoke limit, for the request and for the response.
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+RUNTIME_PREFIX = "/2018-06-01/runtime"
+ERROR_CONTENT_TYPE = "application/vnd.aws.lambda.error+json"
+ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
+INVOKE_PATH = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
+# LogResult is the last 4 KB of an invocation's log.
+LOG_TAIL_BYTES = 4096
+# Lambda gives init its own 10 s (on demand, it then retries within the invoke timeout).
+INIT_TIMEOUT_S = 10.0
+# How often a waiting invoke looks at the process (exit, memory); a response wakes it at once.
+WATCH_INTERVAL_S = 0.05
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def new_trace_id() -> str:
+    """An X-Ray trace header like the one Lambda passes on."""
+    epoch = f"{int(time.time()):08x}"
+    return f"Root=1-{epoch}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"
+
+
+def error_payload(error_type: str, message: str, trace: Sequence[str] = ()) -> bytes:
+    return json.dumps(
+        {"errorMessage": message, "errorType": error_type, "stackTrace": list(trace)}
+    ).encode()
+
+
+@dataclass
+class Invocation:
+    """One event on its way through the Runtime API."""
+
+    request_id: str
+    payload: bytes
+    function_arn: str
+    timeout_s: float
+    trace_id: str = field(default_factory=new_trace_id)
+    client_context: str | None = None
+    cognito_identity: str | None = None
+    submitted_at: float = field(default_factory=time.monotonic)
+    delivered_at: float | None = None
+    deadline_ms: int | None = None
+    completed_at: float | None = None
+    # The runtime's answer: a response, or an error body and its type.
+    response: bytes | None = None
+    error_type: str | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def deliver(self) -> None:
+        self.delivered_at = time.monotonic()
+        self.deadline_ms = _now_ms() + int(self.timeout_s * 1000)
+
+    def finish(self, body: bytes, error_type: str | None = None) -> None:
+        self.response = body
+        self.error_type = error_type
+        self.completed_at = time.monotonic()
+        self.done.set()
+
+    def headers(self) -> dict[str, str]:
+        """The headers of ``GET /invocation/next`` for this event."""
+        assert self.deadline_ms is not None, "deliver() first"
+        headers = {
+            "Content-Type": "application/json",
+            "Lambda-Runtime-Aws-Request-Id": self.request_id,
+            "Lambda-Runtime-Deadline-Ms": str(self.deadline_ms),
+            "Lambda-Runtime-Invoked-Function-Arn": self.function_arn,
+            "Lambda-Runtime-Trace-Id": self.trace_id,
+        }
+        if self.client_context is not None:
+            headers["Lambda-Runtime-Client-Context"] = self.client_context
+        if self.cognito_identity is not None:
+            headers["Lambda-Runtime-Cognito-Identity"] = self.cognito_identity
+        return headers
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, status: int, doc: Any, headers: Mapping[str, str] | None = None) -> Reply:
+        return cls(
+            status,
+            json.dumps(doc).encode(),
+            {"Content-Type": "application/json", **(headers or {})},
+        )
+
+
+ACCEPTED = Reply.json(202, {"status": "OK"})
+
+
+def _error_type_of(body: bytes, header: str | None) -> str:
+    if header:
+        return header
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return "Unhandled"
+    found = doc.get("errorType") if isinstance(doc, dict) else None
+    return found if isinstance(found, str) and found else "Unhandled"
+
+
+class InvocationBroker:
+    """The Runtime API's state for one runtime process. Thread-safe; no I/O."""
+
+    def __init__(self, max_response_bytes: int = MAX_PAYLOAD_BYTES) -> None:
+        self.max_response_bytes = max_response_bytes
+        self._cond = threading.Condition()
+        self._queue: deque[Invocation] = deque()
+        self._active: dict[str, Invocation] = {}
+        self._closed = False
+        self.first_next_at: float | None = None  # monotonic: init ended (Init Duration)
+        self.init_error: tuple[bytes, str] | None = None
+        self.init_error_at: float | None = None
+
+    def submit(self, invocation: Invocation) -> None:
+        with self._cond:
+            if self.init_error is not None:
+                invocation.finish(*self.init_error)
+                return
+            self._queue.append(invocation)
+            self._cond.notify_all()
+
+    def next_invocation(self, timeout: float | None = None) -> Invocation | None:
+        """Block until an event is queued (None when closed or after ``timeout``)."""
+        with self._cond:
+            if self.first_next_at is None:
+                self.first_next_at = time.monotonic()
+            if not self._cond.wait_for(lambda: self._queue or self._closed, timeout):
+                return None
+            if self._closed:
+                return None
+            invocation = self._queue.popleft()
+            invocation.deliver()
+            self._active[invocation.request_id] = invocation
+            return invocation
+
+    def post_response(self, request_id: str, body: bytes) -> Reply:
+        with self._cond:
+            invocation = self._active.get(request_id)
+            if invocation is None:
+                return _invalid_request_id(request_id)
+            if len(body) > self.max_response_bytes:
+                # The invocation stays open: the runtime reports an error for it next.
+                return Reply.json(
+                    413,
+                    {
+                        "errorMessage": "Exceeded maximum allowed payload size "
+                        f"({self.max_response_bytes} bytes).",
+                        "errorType": "RequestEntityTooLarge",
+                    },
+                )
+            del self._active[request_id]
+            invocation.finish(body)
+            return ACCEPTED
+
+    def post_error(self, request_id: str, body: bytes, error_type_header: str | None) -> Reply:
+        with self._cond:
+            invocation = self._active.pop(request_id, None)
+            if invocation is None:
+                return _invalid_request_id(request_id)
+            error_type = _error_type_of(body, error_type_header)
+            invocation.finish(body or error_payload(error_type, ""), error_type)
+            return ACCEPTED
+
+    def post_init_error(self, body: bytes, error_type_header: str | None) -> Reply:
+        with self._cond:
+            error_type = _error_type_of(body, error_type_header)
+            self.init_error = (body or error_payload(error_type, ""), error_type)
+            self.init_error_at = time.monotonic()
+            for invocation in [*self._queue, *self._active.values()]:
+                invocation.finish(*self.init_error)
+            self._queue.clear()
+            self._active.clear()
+            return ACCEPTED
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+def _invalid_request_id(request_id: str) -> Reply:
+    return Reply.json(
+        400,
+        {"errorMessage": f"Invalid request ID: {request_id}", "errorType": "InvalidRequestID"},
+    )
+
+
+def runtime_route(method: str, path: str) -> tuple[str, str | None] | None:
+    """(action, request id) of a Runtime API request, None when it is not one."""
+    if not path.startswith(RUNTIME_PREFIX + "/"):
+        return None
+    parts = path[len(RUNTIME_PREFIX) + 1 :].split("/")
+    if method == "GET" and parts == ["invocation", "next"]:
+        return ("next", None)
+    if method == "POST" and parts == ["init", "error"]:
+        return ("init_error", None)
+    is_answer = len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error")
+    if method == "POST" and is_answer and parts[1]:
+        return (parts[2], parts[1])
+    return None

@@ -1,0 +1,340 @@
+"""A function: its sandbox, a warm runtime process, and Invoke with Lambda's limits."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from chalicelib.errors import PayloadTooLargeError
+from rlayer.local.process import LogSink, RuntimeProcess
+from rlayer.local.runtime_api.broker import (
+    INIT_TIMEOUT_S,
+    LOG_TAIL_BYTES,
+    MAX_PAYLOAD_BYTES,
+    WATCH_INTERVAL_S,
+    Invocation,
+    error_payload,
+)
+from rlayer.local.runtime_api.server import RuntimeAPIServer
+from rlayer.local.sandbox import Sandbox, SandboxMode, lambda_environment
+
+
+class InvokeResult(BaseModel):
+    """What Lambda's Invoke returns, plus the REPORT line's numbers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    payload: bytes
+    # "Unhandled" when the runtime reported an error, timed out or crashed (as Lambda).
+    function_error: str | None = None
+    # The errorType of that error (the runtime's, or one of the platform's).
+    error_type: str | None = None
+    # Set on a cold invoke: start of the process to its first GET next (or its init error).
+    init_ms: float | None = None
+    duration_ms: float
+    max_memory_mb: int
+    # The last 4 KB of the invocation's log (runtime output and START/END/REPORT lines).
+    log_tail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.function_error is None
+
+    def json_payload(self) -> Any:
+        return json.loads(self.payload)
+
+
+@dataclass
+class _Failure:
+    error_type: str
+    message: str
+
+
+@dataclass
+class _Instance:
+    """One runtime process and the Runtime API server it talks to."""
+
+    process: RuntimeProcess
+    api: RuntimeAPIServer
+    started_at: float
+    invokes: int = 0
+
+    def close(self) -> None:
+        self.process.kill()
+        self.api.close()
+
+
+def _exit_description(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name.removeprefix("SIG").lower()
+        except ValueError:
+            name = str(-returncode)
+        return f"signal: {name}"
+    return f"exit status {returncode}"
+
+
+class RuntimeSession:
+    """A function on this machine: layers at /opt, code at /var/task, one warm runtime.
+
+    ``layers`` are directories or zips, merged in order; with none, the runtime of this
+    repository runs with host R. Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[Path] = (),
+        task_root: Path = Path("."),
+        handler: str = "main.handler",
+        env: Mapping[str, str] | None = None,
+        timeout_s: float = 3.0,
+        memory_mb: int = 128,
+        *,
+        function_name: str = "rlayer-local",
+        region: str = "us-east-1",
+        sandbox_mode: SandboxMode | None = None,
+        init_timeout_s: float = INIT_TIMEOUT_S,
+        log_sink: LogSink | None = None,
+    ) -> None:
+        self.handler = handler
+        self.env = dict(env or {})
+        self.timeout_s = float(timeout_s)
+        self.memory_mb = int(memory_mb)
+        self.function_name = function_name
+        self.region = region
+        self.init_timeout_s = init_timeout_s
+        self.log_sink = log_sink
+        self.sandbox = Sandbox(layers, task_root, sandbox_mode)
+        self._instance: _Instance | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def function_arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:000000000000:function:{self.function_name}"
+
+    @property
+    def warm(self) -> bool:
+        return self._instance is not None and self._instance.process.poll() is None
+
+    @property
+    def runtime_pid(self) -> int | None:
+        return self._instance.process.pid if self._instance else None
+
+    def rss_bytes(self) -> int | None:
+        """Resident memory of the warm runtime now (None when there is none)."""
+        return self._instance.process.rss_bytes() if self.warm and self._instance else None
+
+    def __enter__(self) -> RuntimeSession:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Prepare /opt and start the runtime (its init runs before the first invoke)."""
+        with self._lock:
+            self.sandbox.prepare()
+            if self._instance is None and self.sandbox.entrypoint() is not None:
+                self._instance = self._spawn()
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop_instance()
+            self.sandbox.close()
+
+    def _stop_instance(self) -> None:
+        if self._instance is not None:
+            self._instance.close()
+            self._instance = None
+
+    def _spawn(self) -> _Instance:
+        api = RuntimeAPIServer()
+        api.start()
+        env = lambda_environment(
+            api_address=api.address,
+            handler=self.handler,
+            task_root=self.sandbox.task_root_inside,
+            function_name=self.function_name,
+            memory_mb=self.memory_mb,
+            region=self.region,
+            mode=self.sandbox.mode,
+            extra=self.env,
+        )
+        try:
+            process = self.sandbox.spawn(env, self.log_sink)
+        except BaseException:
+            api.close()
+            raise
+        return _Instance(process, api, time.monotonic())
+
+    def invoke(
+        self,
+        payload: bytes,
+        *,
+        client_context: str | Mapping[str, Any] | None = None,
+        cognito_identity: str | Mapping[str, Any] | None = None,
+    ) -> InvokeResult:
+        """Invoke synchronously (RequestResponse), starting the runtime if it is cold."""
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise PayloadTooLargeError(
+                f"request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the "
+                f"InvokeFunction operation (got {len(payload)})"
+            )
+        with self._lock:
+            return self._invoke(payload, _as_json(client_context), _as_json(cognito_identity))
+
+    def _invoke(
+        self, payload: bytes, client_context: str | None, cognito_identity: str | None
+    ) -> InvokeResult:
+        request_id = str(uuid.uuid4())
+        self.sandbox.prepare()
+        if self.sandbox.entrypoint() is None:
+            message = (
+                f"RequestId: {request_id} Error: Couldn't find valid bootstrap(s): "
+                "[/var/task/bootstrap /opt/bootstrap]"
+            )
+            return InvokeResult(
+                request_id=request_id,
+                payload=error_payload("Runtime.InvalidEntrypoint", message),
+                function_error="Unhandled",
+                error_type="Runtime.InvalidEntrypoint",
+                duration_ms=0.0,
+                max_memory_mb=0,
+                log_tail=message + "\n",
+            )
+        if self._instance is not None and self._instance.process.poll() is not None:
+            self._stop_instance()  # exited while idle
+        if self._instance is None:
+            self._instance = self._spawn()
+        instance = self._instance
+        cold = instance.invokes == 0
+        instance.invokes += 1
+        process = instance.process
+        mark = 0 if cold else process.log_mark()  # a cold invoke's log includes init
+        invocation = Invocation(
+            request_id=request_id,
+            payload=payload,
+            function_arn=self.function_arn,
+            timeout_s=self.timeout_s,
+            client_context=client_context,
+            cognito_identity=cognito_identity,
+        )
+        process.note(f"START RequestId: {request_id} Version: $LATEST")
+        instance.api.broker.submit(invocation)
+        failure = self._await(instance, invocation)
+        process.drain()
+        if cold:
+            process.refresh_tree()  # the sandbox's processes are all there by now
+        peak_mb = math.ceil(process.peak_rss_bytes() / 2**20)
+        if failure is None and peak_mb > self.memory_mb:
+            # Lambda kills a runtime as it crosses its memory size; this one got through a
+            # short spike between two looks, which Lambda would not have let finish.
+            failure = _Failure(
+                "Runtime.OutOfMemory",
+                f"RequestId: {request_id} Error: Runtime exited with error: signal: killed",
+            )
+        end = invocation.completed_at or time.monotonic()
+        duration_ms = (end - (invocation.delivered_at or invocation.submitted_at)) * 1000
+        broker = instance.api.broker
+        init_ms: float | None = None
+        if cold:
+            init_end = broker.first_next_at or broker.init_error_at
+            if init_end is not None:
+                init_ms = (init_end - instance.started_at) * 1000
+
+        if failure is not None:
+            body = error_payload(failure.error_type, failure.message)
+            error_type: str | None = failure.error_type
+        else:
+            body = invocation.response or b""
+            error_type = invocation.error_type
+        report = (
+            f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
+            f"Billed Duration: {max(1, math.ceil(duration_ms))} ms\t"
+            f"Memory Size: {self.memory_mb} MB\tMax Memory Used: {peak_mb} MB"
+        )
+        if init_ms is not None:
+            report += f"\tInit Duration: {init_ms:.2f} ms"
+        if failure is not None:
+            process.note(f"{failure.message}\n[{failure.error_type}]")
+        process.note(f"END RequestId: {request_id}")
+        process.note(report)
+        tail = process.logs_since(mark)[-LOG_TAIL_BYTES:].decode(errors="replace")
+        # A runtime that failed to start, crashed or overran is gone: next time is cold.
+        if failure is not None or broker.init_error is not None:
+            self._stop_instance()
+        return InvokeResult(
+            request_id=request_id,
+            payload=body,
+            function_error="Unhandled" if error_type is not None else None,
+            error_type=error_type,
+            init_ms=init_ms,
+            duration_ms=duration_ms,
+            max_memory_mb=peak_mb,
+            log_tail=tail,
+        )
+
+    def _await(self, instance: _Instance, invocation: Invocation) -> _Failure | None:
+        """Wait for the runtime's answer; on a deadline, exit or memory overrun, say why."""
+        init_limit = invocation.submitted_at + max(self.init_timeout_s, self.timeout_s)
+        limit_bytes = self.memory_mb * 2**20
+        tree_settled = False
+        while True:
+            started = invocation.delivered_at
+            limit = init_limit if started is None else started + self.timeout_s
+            wait = min(max(limit - time.monotonic(), 0.0), WATCH_INTERVAL_S)
+            if invocation.done.wait(wait):
+                return None
+            returncode = instance.process.poll()
+            if returncode is not None:
+                # Its last request (an init error, say) may still be in the server's hands.
+                if invocation.done.wait(0.2):
+                    return None
+                return _Failure(
+                    "Runtime.ExitError",
+                    f"RequestId: {invocation.request_id} Error: Runtime exited with error: "
+                    f"{_exit_description(returncode)}",
+                )
+            if time.monotonic() >= limit:
+                stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+                return _Failure(
+                    "Sandbox.Timedout",
+                    f"{stamp} {invocation.request_id} Task timed out after "
+                    f"{self.timeout_s:.2f} seconds",
+                )
+            if not tree_settled:
+                # During init the sandbox's processes are still appearing (bwrap forks,
+                # the bootstrap execs R): look for them again until the event is delivered.
+                instance.process.refresh_tree()
+                tree_settled = invocation.delivered_at is not None
+            if instance.process.rss_bytes() > limit_bytes:
+                return _Failure(
+                    "Runtime.OutOfMemory",
+                    f"RequestId: {invocation.request_id} Error: Runtime exited with error: "
+                    "signal: killed",
+                )
+
+
+def _as_json(value: str | Mapping[str, Any] | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
