@@ -7,7 +7,7 @@ because Lambda reports an unhandled exception's class name as its ``errorType``.
 
     RLayerError
     ├── RequestInvalidError      400  bad input, names the field
-    │   └── PayloadTooLargeError 413  an invoke payload over Lambda's 6 MB limit
+    │   └── PayloadTooLargeError 413  a request body or invoke payload over its limit
     ├── SignatureInvalidError    401  Slack request not signed by us / stale
     ├── ForbiddenError           403  team or channel not allowed
     ├── NotFoundError            404
@@ -54,7 +54,7 @@ class RequestInvalidError(RLayerError):
 
 
 class PayloadTooLargeError(RequestInvalidError):
-    """An invoke payload over Lambda's synchronous limit (the local Runtime API emulator)."""
+    """A request body over the API's limit, or an invoke payload over Lambda's 6 MB."""
 
     http_status = 413
 

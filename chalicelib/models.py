@@ -26,6 +26,14 @@ PACKAGE_VERSION_RE = re.compile(r"^\d+(?:[.-]\d+)+$")
 LAYER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,138}$")
 MAX_PACKAGES = 200
 LAMBDA_DESCRIPTION_MAX = 256
+# Field limits. CRAN's longest package names are under 40 characters and its versions
+# under 20; an R version is X.Y.Z. With at most MAX_PACKAGES entries of at most
+# MAX_PACKAGE_ENTRY characters, a request (and the record holding it) stays far below
+# DynamoDB's 400 KB item limit: 200 x 98 characters is 20 KB.
+MAX_R_VERSION = 16
+MAX_PACKAGE_NAME = 64
+MAX_PACKAGE_VERSION = 32
+MAX_PACKAGE_ENTRY = MAX_PACKAGE_NAME + 2 + MAX_PACKAGE_VERSION
 
 
 def utcnow() -> str:
@@ -63,7 +71,7 @@ class BuildStatus(StrEnum):
 
 
 def parse_r_version(value: str) -> tuple[int, int, int]:
-    if not isinstance(value, str) or not R_VERSION_RE.match(value):
+    if not isinstance(value, str) or len(value) > MAX_R_VERSION or not R_VERSION_RE.match(value):
         raise ValueError("must be an R version of the form X.Y.Z, e.g. 4.4.1")
     major, minor, patch = (int(p) for p in value.split("."))
     if (major, minor, patch) < MIN_R_VERSION:
@@ -83,7 +91,16 @@ class PackageSpec(BaseModel):
     def parse(cls, text: str) -> PackageSpec:
         if not isinstance(text, str):
             raise ValueError("each package must be a string")
+        if len(text) > MAX_PACKAGE_ENTRY:
+            raise ValueError(
+                f"a package entry is at most {MAX_PACKAGE_ENTRY} characters "
+                f"(name {MAX_PACKAGE_NAME}, version {MAX_PACKAGE_VERSION}); got {len(text)}"
+            )
         name, sep, version = text.partition("==")
+        if len(name) > MAX_PACKAGE_NAME:
+            raise ValueError(f"a package name is at most {MAX_PACKAGE_NAME} characters")
+        if len(version) > MAX_PACKAGE_VERSION:
+            raise ValueError(f"a pinned version is at most {MAX_PACKAGE_VERSION} characters")
         if not PACKAGE_NAME_RE.match(name):
             raise ValueError(
                 f"{text!r} is not a CRAN package name (letters, digits and dots, "
@@ -164,11 +181,11 @@ class BuildRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    r_version: str
-    packages: list[str] = Field(default_factory=list)
+    r_version: str = Field(max_length=MAX_R_VERSION)
+    packages: list[str] = Field(default_factory=list, max_length=MAX_PACKAGES)
     # Lax for the enum only, so Python callers (Slack, scheduler) may pass the plain string.
     architecture: Architecture = Field(default=Architecture.X86_64, strict=False)
-    layer_name: str | None = None
+    layer_name: str | None = Field(default=None, max_length=138)
     description: str | None = Field(default=None, max_length=LAMBDA_DESCRIPTION_MAX)
     force: bool = False
 
@@ -316,3 +333,26 @@ class LayerManifest(BaseModel):
     build_root: str = Field(min_length=1, max_length=128)
     needs_glibc: str | None = None
     needs_glibcxx: str | None = None
+
+
+# Query strings of GET /builds and GET /layers (and the Slack commands that list them).
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: BuildStatus | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    next: str | None = None
+
+
+class LayersQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    r_version: str | None = None
+    architecture: Architecture | None = None
+
+    @field_validator("r_version")
+    @classmethod
+    def _r_version(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_r_version(value)
+        return value

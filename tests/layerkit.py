@@ -30,6 +30,7 @@ from typing import Literal
 from chalicelib.lambda_os import newest
 from chalicelib.models import Architecture, BuildSpec, LayerManifest
 from chalicelib.pipeline.abi import ElfUnreadable, is_elf, read_elf
+from chalicelib.pipeline.artifacts import LayerArtifact
 
 REPO = Path(__file__).resolve().parents[1]
 HOST_R_HOME = Path("/usr/lib/R")
@@ -157,6 +158,11 @@ def built_runtime() -> tuple[list[Entry], LayerManifest, bytes]:
     data = (out / "runtime.zip").read_bytes()
     shutil.rmtree(work, ignore_errors=True)
     return entries, manifest, data
+
+
+def built_jsonlite() -> str:
+    """The jsonlite version the built runtime layer holds (what local sources fetched)."""
+    return built_runtime()[1].packages["jsonlite"]
 
 
 def host_package(name: str) -> list[Entry]:
@@ -297,6 +303,21 @@ class Artifacts:
                 or json.dumps(layer.manifest(self.spec).model_dump(mode="json")).encode()
             )
         return out
+
+    def inputs(self) -> list[LayerArtifact]:
+        """What ValidateArtifact hands the validator: each layer's manifest and zip."""
+        files = self.files()
+        return [
+            LayerArtifact(
+                kind=layer.kind,
+                manifest=files[f"{layer.kind}.manifest.json"],
+                zip_file=io.BytesIO(files[f"{layer.kind}.zip"]),
+                expected_layer_name=self.spec.runtime_layer_name
+                if layer.kind == "runtime"
+                else self.spec.packages_layer_name,
+            )
+            for layer in self.layers
+        ]
 
     def write(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)

@@ -5,40 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from chalice.app import Blueprint, IAMAuthorizer, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chalicelib.api import context
-from chalicelib.api.responses import http_errors, json_response
+from chalicelib.api.responses import http_errors, json_response, request_body
 from chalicelib.catalog import proven_builds
-from chalicelib.models import Architecture, BuildRecord, BuildRequest, BuildStatus, parse_r_version
+from chalicelib.models import BuildRecord, BuildRequest, BuildStatus, LayersQuery, ListQuery
 from chalicelib.observability import bind_build
 from chalicelib.submit import submit_build
 
 builds = Blueprint(__name__)
 # In AWS every route here needs a SigV4-signed request (IAM); Chalice local lets them pass.
 iam = IAMAuthorizer()
-
-
-class ListQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    status: BuildStatus | None = None
-    limit: int = Field(default=20, ge=1, le=100)
-    next: str | None = None
-
-
-class LayersQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    r_version: str | None = None
-    architecture: Architecture | None = None
-
-    @field_validator("r_version")
-    @classmethod
-    def _r_version(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_r_version(value)
-        return value
 
 
 # A Slack response_url lets whoever holds it post into the channel for 30 minutes: the
@@ -63,7 +40,7 @@ def build_view(record: BuildRecord, base: str) -> dict[str, Any]:
 @http_errors
 def create_build() -> Response:
     request = builds.current_request
-    body = BuildRequest.model_validate_json(request.raw_body or b"")
+    body = BuildRequest.model_validate_json(request_body(request.raw_body))
     record, created = submit_build(body, store=context.store(), settings=context.settings())
     bind_build(record.build_id)
     view = build_view(record, context.base_url(request))

@@ -6,7 +6,7 @@ from chalice.app import Blueprint, IAMAuthorizer, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api import context
-from chalicelib.api.responses import http_errors, json_response
+from chalicelib.api.responses import http_errors, json_response, request_body
 from chalicelib.subscriptions import (
     SubscriptionRequest,
     create_subscription,
@@ -30,7 +30,9 @@ class SubscriptionsQuery(BaseModel):
 @subscriptions.route("/subscriptions", methods=["POST"], authorizer=iam)
 @http_errors
 def create_subscription_route() -> Response:
-    body = SubscriptionRequest.model_validate_json(subscriptions.current_request.raw_body or b"")
+    body = SubscriptionRequest.model_validate_json(
+        request_body(subscriptions.current_request.raw_body)
+    )
     return json_response(create_subscription(context.store(), body), 201)
 
 

@@ -17,9 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from chalicelib.api.builds import LayersQuery, ListQuery
 from chalicelib.errors import RequestInvalidError, request_invalid
-from chalicelib.models import Architecture, BuildRequest, BuildStatus
+from chalicelib.models import Architecture, BuildRequest, BuildStatus, LayersQuery, ListQuery
 from chalicelib.subscriptions import SubscriptionNotify, SubscriptionRequest
 
 Subcommand = Literal[

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 
 from chalicelib.models import (
     LAMBDA_DESCRIPTION_MAX,
+    MAX_PACKAGES,
     Architecture,
     NotifyTarget,
     Source,
@@ -49,10 +50,10 @@ class SubscriptionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    packages: list[str] = Field(default_factory=list)
+    packages: list[str] = Field(default_factory=list, max_length=MAX_PACKAGES)
     # Lax for the enum only, so Python callers (Slack) may pass plain strings.
     architectures: list[Annotated[Architecture, Strict(False)]] = Field(
-        default_factory=lambda: [Architecture.X86_64]
+        default_factory=lambda: [Architecture.X86_64], max_length=len(Architecture)
     )
     notify: SubscriptionNotify | None = None
     description: str | None = Field(default=None, max_length=LAMBDA_DESCRIPTION_MAX)

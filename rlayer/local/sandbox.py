@@ -65,82 +65,47 @@ def bwrap_path() -> str | None:
 # ---- the sandbox ----------------------------------------------------------------------
 
 
-def bwrap_argv(bwrap: str, opt_dir: Path, task_root: Path, entrypoint: str) -> list[str]:
-    """A read-only view of the host's system directories, the layers at /opt and the code
-    at /var/task (both read-only, as on Lambda), a private /tmp, private pid/ipc/uts
-    namespaces and the host network (the Runtime API is on the host's loopback)."""
-    argv = [
-        bwrap,
-        "--die-with-parent",
-        "--unshare-pid",
-        "--unshare-ipc",
-        "--unshare-uts",
-        "--unshare-cgroup-try",
-        "--ro-bind",
-        "/usr",
-        "/usr",
-        "--ro-bind",
-        "/etc",
-        "/etc",
+# Private pid/ipc/uts namespaces; the host network (the Runtime API is on its loopback).
+_NAMESPACES = [
+    "--die-with-parent",
+    "--unshare-pid",
+    "--unshare-ipc",
+    "--unshare-uts",
+    "--unshare-cgroup-try",
+]
+
+
+def _function_binds(opt_dir: Path, task_root: Path, entrypoint: str) -> list[str]:
+    """/proc, /dev, a private /tmp, the layers at /opt and the code at /var/task (both
+    read-only, as on Lambda), and the bootstrap to run there."""
+    return [
+        *("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"),
+        *("--ro-bind", str(opt_dir), OPT, "--ro-bind", str(task_root), TASK_ROOT),
+        *("--chdir", TASK_ROOT, entrypoint),
     ]
+
+
+def bwrap_argv(bwrap: str, opt_dir: Path, task_root: Path, entrypoint: str) -> list[str]:
+    """The host's system directories read-only around the function (host R, no layers)."""
+    argv = [bwrap, *_NAMESPACES, "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         host = Path("/") / name
         if host.is_symlink():  # merged /usr: /bin -> usr/bin
             argv += ["--symlink", os.readlink(host), str(host)]
         elif host.is_dir():
             argv += ["--ro-bind", str(host), str(host)]
-    argv += [
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--tmpfs",
-        "/tmp",
-        "--dir",
-        "/var",
-        "--ro-bind",
-        str(opt_dir),
-        OPT,
-        "--ro-bind",
-        str(task_root),
-        TASK_ROOT,
-        "--chdir",
-        TASK_ROOT,
-        entrypoint,
-    ]
-    return argv
+    return [*argv, "--dir", "/var", *_function_binds(opt_dir, task_root, entrypoint)]
 
 
 def lambda_bwrap_argv(
     bwrap: str, root: Path, opt_dir: Path, task_root: Path, entrypoint: str
 ) -> list[str]:
-    """The Lambda-shaped root read-only at /, the layers at /opt and the code at /var/task
-    (read-only, as on Lambda), a private /tmp; the host network (the Runtime API)."""
+    """The Lambda-shaped root read-only at / around the function, nothing of the host's."""
     return [
         bwrap,
-        "--die-with-parent",
-        "--unshare-pid",
-        "--unshare-ipc",
-        "--unshare-uts",
-        "--unshare-cgroup-try",
-        "--ro-bind",
-        str(root),
-        "/",
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--tmpfs",
-        "/tmp",
-        "--ro-bind",
-        str(opt_dir),
-        OPT,
-        "--ro-bind",
-        str(task_root),
-        TASK_ROOT,
-        "--chdir",
-        TASK_ROOT,
-        entrypoint,
+        *_NAMESPACES,
+        *("--ro-bind", str(root), "/"),
+        *_function_binds(opt_dir, task_root, entrypoint),
     ]
 
 

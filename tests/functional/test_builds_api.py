@@ -239,3 +239,56 @@ def test_log_lines_of_a_build_carry_its_id(client: Client) -> None:
     lines = [json.loads(line) for line in sink.getvalue().splitlines()]
     queued = [line for line in lines if line.get("message") == "build queued"]
     assert queued and queued[0]["build_id"] == body["build_id"]
+
+
+def _table_items(aws: dict[str, Any]) -> list[dict[str, Any]]:
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    return ddb.scan(TableName=get_settings().table_name)["Items"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field", "phrase"),
+    [
+        ({"r_version": "4.4.1", "packages": ["a" * 10_000]}, 400, "packages", "at most 98"),
+        (
+            {"r_version": "4.4.1", "packages": ["jsonlite==1.1." + "1" * 10_000]},
+            400,
+            "packages",
+            "at most 98",
+        ),
+        ({"r_version": "4.4.1", "packages": ["a" * 100_000]}, 413, "body", "100,0"),
+        (
+            {"r_version": "4.4.1", "packages": [f"p{i}" + "x" * 5_000 for i in range(200)]},
+            413,
+            "body",
+            "at most 65,536",
+        ),
+        ({"r_version": "4.4.1", "packages": ["a" * 1_000_000]}, 413, "body", "1,000,0"),
+        ({"r_version": "4" * 1_000, "packages": []}, 400, "r_version", "at most 16"),
+        ({"r_version": "4.4.1", "packages": [f"p{i}" for i in range(201)]}, 400, "packages", ""),
+        ({"r_version": "4.4.1", "layer_name": "n" * 139}, 400, "layer_name", ""),
+        ({"r_version": "4.4.1", "description": "d" * 257}, 400, "description", ""),
+    ],
+    ids=[
+        "name-10k",
+        "pin-10k",
+        "name-100k",
+        "200x5000",
+        "name-1M",
+        "r_version-1k",
+        "201-packages",
+        "layer-name-139",
+        "description-257",
+    ],
+)
+def test_oversized_input_is_refused_naming_the_field_and_leaves_nothing(
+    client: Client, aws: dict[str, Any], body: dict[str, Any], status: int, field: str, phrase: str
+) -> None:
+    got, answer = post(client, body)
+    assert got == status, answer
+    assert answer["field"] == field
+    assert phrase in answer["message"]
+    assert set(answer) == {"error", "message", "field"}
+    # Nothing written, nothing started.
+    assert _table_items(aws) == []
+    assert executions(aws["state_machine_arn"]) == []

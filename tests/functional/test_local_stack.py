@@ -13,6 +13,7 @@ import socket
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -57,6 +58,12 @@ def stack(tmp_path: Path) -> Iterator[LocalStack]:
         log.close()
 
 
+def stack_app() -> Any:
+    from rlayer.local.stack import load_app
+
+    return load_app()
+
+
 def refused(url: str) -> bool:
     host, port = url.removeprefix("http://").split(":")
     with socket.socket() as sock:
@@ -64,13 +71,28 @@ def refused(url: str) -> bool:
 
 
 def test_the_stack_creates_what_the_deployment_does(stack: LocalStack) -> None:
+    from deploy import template
+
     settings = stack.settings
     assert os.environ["AWS_ENDPOINT_URL"] == stack.moto_url
     assert settings.build_backend == "local"
-    assert client("dynamodb").describe_table(TableName=settings.table_name)["Table"]
+    # The table as the deployment's template declares it (deploy/resources.yml).
+    declared = template.load_resources()["Resources"]["BuildsTable"]["Properties"]
+    table = client("dynamodb").describe_table(TableName=settings.table_name)["Table"]
+    assert table["KeySchema"] == declared["KeySchema"]
+    assert {
+        (i["IndexName"], tuple((k["AttributeName"], k["KeyType"]) for k in i["KeySchema"]))
+        for i in table["GlobalSecondaryIndexes"]
+    } == {
+        (i["IndexName"], tuple((k["AttributeName"], k["KeyType"]) for k in i["KeySchema"]))
+        for i in declared["GlobalSecondaryIndexes"]
+    }
     client("s3").head_bucket(Bucket=settings.artifact_bucket)
+    # The task functions as `chalice package` names them for the template.
+    tasks, _all = template.chalice_functions(stack_app())
     names = {f["FunctionName"] for f in client("lambda").list_functions()["Functions"]}
-    assert names == {function_name(n) for n in TASK_FUNCTIONS.values()}
+    assert names == {function_name(n) for n in tasks.values()}
+    assert set(tasks.values()) == set(TASK_FUNCTIONS.values())
     machine = client("stepfunctions").describe_state_machine(
         stateMachineArn=settings.state_machine_arn
     )

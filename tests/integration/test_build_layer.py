@@ -24,6 +24,7 @@ import pytest
 
 from chalicelib.builders.base import BuildProgress, BuildState
 from chalicelib.models import Architecture, BuildSpec, LayerManifest
+from chalicelib.pipeline.artifacts import parse_dcf
 from chalicelib.settings import get_settings
 from rlayer.builders.buildspec import BUILDSPEC
 from rlayer.builders.local import LocalBuildBackend
@@ -103,7 +104,18 @@ def opt(first: Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # -- what the build wrote --------------------------------------------------------------------
-def test_the_build_leaves_both_layers_and_manifests(first: Built) -> None:
+def _repo_versions(sources: LocalSources) -> dict[str, str]:
+    """Package -> version as the CRAN-like repository the builds use lists them."""
+    index = Path(sources.cran_repo.removeprefix("file://")) / "src/contrib/PACKAGES"
+    versions: dict[str, str] = {}
+    for stanza in index.read_text().split("\n\n"):
+        fields = parse_dcf(stanza)
+        if "Package" in fields:
+            versions[fields["Package"]] = fields["Version"]
+    return versions
+
+
+def test_the_build_leaves_both_layers_and_manifests(first: Built, sources: LocalSources) -> None:
     assert sorted(p.name for p in first.dir.iterdir()) == [
         "packages.manifest.json",
         "packages.zip",
@@ -115,8 +127,9 @@ def test_the_build_leaves_both_layers_and_manifests(first: Built) -> None:
     assert packages.kind == "packages" and packages.layer_name == FIRST.packages_layer_name
     assert runtime.r_version == packages.r_version == R_VERSION
     assert runtime.architecture is packages.architecture is ARCH
-    assert runtime.packages == {"jsonlite": "1.8.4"}
-    assert packages.packages == {"R6": "2.5.1", "digest": "0.6.31"}
+    repo = _repo_versions(sources)
+    assert runtime.packages == {"jsonlite": repo["jsonlite"]}
+    assert packages.packages == {"R6": repo["R6"], "digest": repo["digest"]}
     assert runtime.recipe_hash == packages.recipe_hash
     assert "--enable-R-shlib" in runtime.configure_flags
     assert "--without-recommended-packages" in runtime.configure_flags
@@ -322,7 +335,7 @@ def test_install_packages_fails_on_a_pin_the_repository_cannot_serve(
 
 # -- the canary through the real bootstrap ---------------------------------------------------
 def test_the_canary_runs_through_the_bootstrap_under_the_runtime_api_emulator(
-    first: Built,
+    first: Built, sources: LocalSources
 ) -> None:
     from rlayer.local.runtime_api import RuntimeSession
 
@@ -341,7 +354,8 @@ def test_the_canary_runs_through_the_bootstrap_under_the_runtime_api_emulator(
     assert result.ok, result
     body = result.json_payload()
     assert body["r_version"] == R_VERSION
-    assert body["packages"] == {"jsonlite": "1.8.4", "R6": "2.5.1", "digest": "0.6.31"}
+    repo = _repo_versions(sources)
+    assert body["packages"] == {name: repo[name] for name in ("jsonlite", "R6", "digest")}
     assert body["failed"] == {}
     assert body["result"]["sha256"] == hashlib.sha256(b"rlayer").hexdigest()
     assert body["result"]["json_roundtrip"] is True

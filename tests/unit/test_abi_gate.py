@@ -4,7 +4,6 @@ a file "needs GLIBC_2.35 of libm.so.6" whatever this machine's glibc is."""
 
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +14,7 @@ from chalicelib.errors import ArtifactInvalidError
 from chalicelib.lambda_os import target
 from chalicelib.models import Architecture, BuildSpec
 from chalicelib.pipeline.abi import check_abi, read_elf
-from chalicelib.pipeline.artifacts import LayerArtifact, validate_artifacts
+from chalicelib.pipeline.artifacts import validate_artifacts
 from tests.layerkit import Artifacts, Entry
 
 # build-essential is one of `make deps`' packages.
@@ -89,21 +88,7 @@ def _with(artifacts: Artifacts, kind: str, *entries: Entry) -> Artifacts:
 
 
 def _validate(artifacts: Artifacts, spec: BuildSpec = SPEC) -> None:
-    files = artifacts.files()
-    validate_artifacts(
-        spec,
-        [
-            LayerArtifact(
-                kind=layer.kind,
-                manifest=files[f"{layer.kind}.manifest.json"],
-                zip_file=io.BytesIO(files[f"{layer.kind}.zip"]),
-                expected_layer_name=spec.runtime_layer_name
-                if layer.kind == "runtime"
-                else spec.packages_layer_name,
-            )
-            for layer in artifacts.layers
-        ],
-    )
+    validate_artifacts(spec, Artifacts(spec, artifacts.layers).inputs())
 
 
 def _rejected(artifacts: Artifacts, spec: BuildSpec = SPEC) -> str:

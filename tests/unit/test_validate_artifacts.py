@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 
 from chalicelib.errors import ArtifactInvalidError
@@ -20,19 +18,7 @@ from tests.layerkit import BROKEN, CASE_SPEC, Artifacts, Entry, description
 
 
 def _inputs(artifacts: Artifacts) -> list[LayerArtifact]:
-    files = artifacts.files()
-    spec = artifacts.spec
-    return [
-        LayerArtifact(
-            kind=layer.kind,
-            manifest=files[f"{layer.kind}.manifest.json"],
-            zip_file=io.BytesIO(files[f"{layer.kind}.zip"]),
-            expected_layer_name=spec.runtime_layer_name
-            if layer.kind == "runtime"
-            else spec.packages_layer_name,
-        )
-        for layer in artifacts.layers
-    ]
+    return artifacts.inputs()
 
 
 def _validate(artifacts: Artifacts, **kwargs: int) -> list[ValidatedLayer]:
