@@ -10,7 +10,7 @@ writes, without touching AWS (no credentials needed):
                                       and runtime/canary/ for the RunCanary function)
     out/<stage>/build-source.zip      buildspec/ and runtime/: the CodeBuild projects' source
 
-and refuses to finish if the packaged template fails :func:`deploy.template.verify`.
+and refuses to finish if the packaged template fails :func:`deploy.checks.verify`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 # What the build scripts need at build time (buildspec/common.sh reads runtime/bootstrap/).
 from chalicelib.builders.base import BUILD_SOURCE_DIRS, BUILD_SOURCE_FILES
 from chalicelib.errors import ConfigurationError
-from deploy import template
+from deploy import checks, template
 
 # Read by the RunCanary function at run time (chalicelib/pipeline/canary.py).
 CANARY_DIR = "runtime/canary"
@@ -160,7 +160,7 @@ def package(stage: str, out: Path) -> Path:
     build_source_zip(out / "build-source.zip")
 
     sam = out / "sam.json"
-    problems = template.verify(json.loads(sam.read_text()), definition)
+    problems = checks.verify(json.loads(sam.read_text()), definition)
     if problems:
         raise ConfigurationError(f"{sam}: " + "; ".join(problems))
     return sam

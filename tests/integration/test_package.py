@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from deploy import template
+from deploy import checks, template
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +87,7 @@ def test_cfn_lint_finds_nothing(packaged: Path) -> None:
 def test_the_packaged_template_passes_its_own_checks(packaged: Path) -> None:
     tpl = sam(packaged)
     definition = template.load_definition()
-    assert template.verify(tpl, definition) == []
+    assert checks.verify(tpl, definition) == []
     subs = tpl["Resources"]["PipelineStateMachine"]["Properties"]["DefinitionSubstitutions"]
     assert set(subs) == template.placeholders(definition)
     for name, value in subs.items():

@@ -13,7 +13,7 @@ import yaml
 from chalicelib.aws.items import table_definition
 from chalicelib.errors import ConfigurationError
 from chalicelib.settings import Settings
-from deploy import template
+from deploy import checks, template
 
 REPO = template.REPO
 POLICY_FILES = sorted((REPO / ".chalice").glob("policy-*.json"))
@@ -178,7 +178,7 @@ def test_state_machine_role_invokes_exactly_the_task_functions() -> None:
     tasks = next(p for p in role["Policies"] if p["PolicyName"] == template.TASK_POLICY)
     by_sid = {s["Sid"]: s for s in tasks["PolicyDocument"]["Statement"]}
     assert by_sid["InvokeTaskFunctions"]["Action"] == ["lambda:InvokeFunction"]
-    invoked = template.references(by_sid["InvokeTaskFunctions"]["Resource"])
+    invoked = checks.references(by_sid["InvokeTaskFunctions"]["Resource"])
     assert invoked == {"CheckBuild", "PublishLayers", "StartBuild"}
     assert by_sid["DirectTableUpdates"] == {
         "Sid": "DirectTableUpdates",
@@ -272,7 +272,7 @@ def test_canary_names_match_what_the_roles_allow() -> None:
 # -- cycles --------------------------------------------------------------------------------
 def test_the_merged_stack_has_no_dependency_cycle() -> None:
     policy = load_policy(REPO / ".chalice" / "policy-dev.json")
-    assert template.dependency_cycle(with_chalice_roles(merged(), policy)) is None
+    assert checks.dependency_cycle(with_chalice_roles(merged(), policy)) is None
 
 
 def test_a_cycle_through_sam_globals_is_found() -> None:
@@ -280,7 +280,7 @@ def test_a_cycle_through_sam_globals_is_found() -> None:
     tpl = with_chalice_roles(merged(), policy)
     env = tpl["Globals"]["Function"]["Environment"]["Variables"]
     env["STATE_MACHINE_ARN"] = {"Ref": "PipelineStateMachine"}
-    cycle = template.dependency_cycle(tpl)
+    cycle = checks.dependency_cycle(tpl)
     assert cycle is not None and "PipelineStateMachine" in cycle
 
 
@@ -288,7 +288,7 @@ def test_a_cycle_through_sam_globals_is_found() -> None:
 @pytest.mark.parametrize("path", POLICY_FILES, ids=lambda p: p.name)
 def test_policy_files_and_stack_roles_are_least_privilege(path: Path) -> None:
     tpl = with_chalice_roles(merged(), load_policy(path))
-    assert template.policy_findings(tpl) == []
+    assert checks.policy_findings(tpl) == []
 
 
 def test_stage_policies_grant_the_same_actions() -> None:
@@ -304,11 +304,11 @@ def test_star_resources_are_only_for_actions_aws_offers_on_star() -> None:
     tpl = with_chalice_roles(merged(), load_policy(REPO / ".chalice" / "policy-dev.json"))
     star = {
         a
-        for _, s in template.identity_statements(tpl)
+        for _, s in checks.identity_statements(tpl)
         if s.get("Resource") == "*"
         for a in s["Action"]
     }
-    assert star and star <= set(template.STAR_RESOURCE_ACTIONS)
+    assert star and star <= set(checks.STAR_RESOURCE_ACTIONS)
 
 
 ACCOUNT_FN = "${AWS::AccountId}:function:*"
@@ -339,7 +339,7 @@ BAD_GRANTS = [
 @pytest.mark.parametrize(("grant", "finding"), BAD_GRANTS)
 def test_broad_grants_are_findings(grant: dict[str, Any], finding: str) -> None:
     policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", **grant}]}
-    findings = template.policy_findings(with_chalice_roles(merged(), policy))
+    findings = checks.policy_findings(with_chalice_roles(merged(), policy))
     assert findings and all(finding in f for f in findings), findings
 
 
@@ -348,7 +348,7 @@ def test_managed_policies_are_findings() -> None:
     tpl["Resources"]["CanaryRole"]["Properties"]["ManagedPolicyArns"] = [
         "arn:aws:iam::aws:policy/AdministratorAccess"
     ]
-    assert template.policy_findings(tpl) == [
+    assert checks.policy_findings(tpl) == [
         "CanaryRole: managed policies are not reviewed here; inline them"
     ]
 
@@ -356,18 +356,18 @@ def test_managed_policies_are_findings() -> None:
 # -- verify() on a packaged template -------------------------------------------------------
 def test_verify_reports_gaps_between_template_and_asl() -> None:
     tpl = with_chalice_roles(merged(), load_policy(REPO / ".chalice" / "policy-dev.json"))
-    assert template.verify(tpl, ASL) == []
+    assert checks.verify(tpl, ASL) == []
 
     drifted = copy.deepcopy(ASL)
     drifted["States"]["Wait"]["Comment"] = "${Extra}"
-    problems = template.verify(tpl, drifted)
+    problems = checks.verify(tpl, drifted)
     assert "the state machine's Definition is not state_machine.asl.json" in problems
     assert "${Extra} has no substitution" in problems
 
     broken = copy.deepcopy(tpl)
     subs = broken["Resources"]["PipelineStateMachine"]["Properties"]["DefinitionSubstitutions"]
     subs["CheckBuildFunctionArn"] = {"Fn::GetAtt": ["BuildsTable", "Arn"]}
-    assert template.verify(broken, ASL) == [
+    assert checks.verify(broken, ASL) == [
         "${CheckBuildFunctionArn} -> {'Fn::GetAtt': ['BuildsTable', 'Arn']} is not a "
         "function of this template"
     ]
