@@ -22,14 +22,10 @@ from __future__ import annotations
 
 import fcntl
 import importlib
-import io
-import json
 import logging
 import os
 import shutil
 import sys
-import urllib.request
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -37,7 +33,6 @@ from typing import IO, Any
 from chalice.app import Chalice
 from moto.server import ThreadedMotoServer
 
-from chalicelib.aws.items import table_definition
 from chalicelib.aws.session import client, reset_clients
 from chalicelib.aws.store import Store
 from chalicelib.errors import ConfigurationError, RLayerError
@@ -47,34 +42,20 @@ from chalicelib.pipeline import TASK_FUNCTIONS
 from chalicelib.settings import Settings, get_settings, reset_settings
 from rlayer.builders import local as _local_backend  # noqa: F401  registers "local"
 from rlayer.builders.sources import REPO_ROOT, default_data_dir, local_sources
-from rlayer.local import asl
+from rlayer.local import moto_resources
 from rlayer.local.http_server import ApiServer
 from rlayer.local.lambda_bridge import LambdaBridge
+from rlayer.local.moto_resources import STAGE, function_name
 from rlayer.local.schedules import Scheduler
 
 HOST = "127.0.0.1"
 REGION = "us-east-1"
-STAGE = "local"
 TABLE = "rlayer-local-builds"
 BUCKET = "rlayer-local-artifacts"
-ROLE = "rlayer-local"
-STATE_MACHINE = "rlayer-local-pipeline"
 # What the local stack puts in the environment; everything else it finds there stays.
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 # Never let a local stack reach a real account through a profile or a session token.
 DROPPED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
-TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
-# A build still running after this long is stopped (the ASL's poll limit).
-BUILD_TIMEOUT_S = 3 * 3600
 # Loggers of the servers that would print a line per request.
 QUIET_LOGGERS = ("werkzeug",)
 # moto's Step Functions engine logs every Fail state and caught task error as an error.
@@ -89,11 +70,6 @@ class _ExpectedFailures(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "FailureEventException" not in record.getMessage()
-
-
-def function_name(name: str) -> str:
-    """A task function's Lambda name, as Chalice names it when it deploys a stage."""
-    return f"rlayer-{STAGE}-{name}"
 
 
 def load_app() -> Chalice:
@@ -293,61 +269,23 @@ class LocalStack:
             if isinstance(handler, logging.StreamHandler):
                 self._saved_stream = handler.setStream(self.options.log_stream)
 
-    def _moto_api(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        method = "GET" if body is None else "POST"
-        req = urllib.request.Request(self.moto_url + path, data=data, method=method)
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            raw = resp.read()
-        return json.loads(raw) if raw else None
-
-    def _configure_moto(self) -> None:
-        self._moto_config = self._moto_api("/moto-api/config")
-        # Step Functions runs the ASL for real; Lambda without Docker (the bridge runs code).
-        self._moto_api(
-            "/moto-api/config",
-            {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}},
-        )
-
-    def _create_resources(self) -> None:
-        settings = get_settings()
-        client("dynamodb").create_table(**table_definition(settings.table_name))
-        client("s3").create_bucket(Bucket=settings.artifact_bucket)
-        self.role_arn = client("iam").create_role(
-            RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(TRUST)
-        )["Role"]["Arn"]
-        self._set_env({"CANARY_ROLE_ARN": self.role_arn})
-        arns = {
-            name: client("lambda").create_function(
-                FunctionName=function_name(name),
-                Runtime="python3.12",
-                Role=self.role_arn,
-                Handler=f"app.{name}",
-                Code={"ZipFile": _placeholder_zip()},
-                Timeout=900,
-                MemorySize=512,
-            )["FunctionArn"]
-            for name in TASK_FUNCTIONS.values()
-        }
-        definition = asl.render(
-            asl.substitutions(
-                arns,
-                table_name=settings.table_name,
-                poll_interval_s=self.options.poll_interval_s,
-                max_polls=max(1, int(BUILD_TIMEOUT_S / max(1, self.options.poll_interval_s))),
-            )
-        )
-        self.state_machine_arn = client("stepfunctions").create_state_machine(
-            name=STATE_MACHINE, definition=definition, roleArn=self.role_arn
-        )["stateMachineArn"]
-        self._set_env({"STATE_MACHINE_ARN": self.state_machine_arn})
-
     def _install_bridge(self, app: Chalice) -> None:
         # The task functions run as Lambda runs them: Chalice's handler (with its
         # middleware), called with (event, context).
         handlers = {function_name(n): app.handler_map[n] for n in TASK_FUNCTIONS.values()}
         # Layers and code unzipped for the canary's sandboxes live under the data directory.
         self._bridge = LambdaBridge(handlers, work_dir=self._data_dir / "lambda").install()
+
+    def _configure_moto(self) -> None:
+        self._moto_config = moto_resources.configure(self.moto_url)
+
+    def _create_resources(self) -> None:
+        self.role_arn = moto_resources.create_role()
+        self._set_env({"CANARY_ROLE_ARN": self.role_arn})
+        self.state_machine_arn = moto_resources.create_pipeline(
+            get_settings(), self.role_arn, poll_interval_s=self.options.poll_interval_s
+        )
+        self._set_env({"STATE_MACHINE_ARN": self.state_machine_arn})
 
     # -- stop --------------------------------------------------------------------------
     def _stop_scheduler(self) -> None:
@@ -393,11 +331,7 @@ class LocalStack:
         try:
             # Forget this stack's resources and put moto's switches back: moto's state is
             # per process, and whoever runs next in it (a test) expects a fresh one.
-            self._moto_api("/moto-api/reset", {})
-            if self._moto_config is not None:
-                # GET does not report the Step Functions switch; off is its default.
-                restore = {**self._moto_config, "stepfunctions": {"execute_state_machine": False}}
-                self._moto_api("/moto-api/config", restore)
+            moto_resources.reset(self.moto_url, self._moto_config)
         finally:
             self._moto.stop()
             self._moto = None
@@ -423,11 +357,3 @@ class LocalStack:
         if self._lock is not None:
             self._lock.close()  # releases the flock
             self._lock = None
-
-
-def _placeholder_zip() -> bytes:
-    """Code for the task functions' Lambda entries: the bridge runs the real handlers."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("app.py", "# Run in-process by rlayer.local.lambda_bridge.\n")
-    return buf.getvalue()

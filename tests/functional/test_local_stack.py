@@ -24,7 +24,8 @@ from chalicelib.models import BuildRequest, BuildStatus
 from chalicelib.pipeline import TASK_FUNCTIONS
 from rlayer.client import ApiClient
 from rlayer.client.progress import follow
-from rlayer.local.stack import LocalStack, StackOptions, function_name
+from rlayer.local.moto_resources import function_name
+from rlayer.local.stack import LocalStack, StackOptions
 
 
 def fake_r_source(path: Path, version: str) -> Path:
