@@ -34,8 +34,17 @@ TASK_ROOT = "/var/task"
 
 
 class SandboxMode(StrEnum):
+    # Under bubblewrap: layers in the Lambda-shaped root (no layers: this machine's R).
     BWRAP = "bwrap"
+    # Under bubblewrap, the layers over this machine's own /usr: not what Lambda has, so
+    # never a proof; for measuring the loop against a baseline that needs host tools.
+    BWRAP_HOST_OS = "bwrap-host-os"
+    # No sandbox: this machine's R, for handler development.
     HOST = "host"
+
+    @property
+    def sandboxed(self) -> bool:
+        return self is not SandboxMode.HOST
 
 
 def repo_runtime_dir() -> Path:
@@ -128,7 +137,7 @@ class Sandbox:
         self._bwrap = bwrap_path()
         if mode is None:
             mode = SandboxMode.BWRAP if self._bwrap else SandboxMode.HOST
-        if mode is SandboxMode.BWRAP and not self._bwrap:
+        if mode.sandboxed and not self._bwrap:
             raise ConfigurationError("bubblewrap (bwrap) is needed to mount layers at /opt")
         if mode is SandboxMode.HOST and self.layers:
             raise ConfigurationError(
@@ -144,7 +153,7 @@ class Sandbox:
     @property
     def task_root_inside(self) -> str:
         """LAMBDA_TASK_ROOT as the runtime sees it."""
-        return TASK_ROOT if self.mode is SandboxMode.BWRAP else str(self.task_root)
+        return TASK_ROOT if self.mode.sandboxed else str(self.task_root)
 
     def prepare(self) -> None:
         """Merge the layers (once per sandbox; processes restarted after a crash reuse it)."""
@@ -182,7 +191,7 @@ class Sandbox:
         entry = self.entrypoint()
         if entry is None:
             raise ConfigurationError("no executable bootstrap in /var/task or /opt")
-        if self.mode is SandboxMode.BWRAP:
+        if self.mode.sandboxed:
             assert self._bwrap is not None
             if self._root is not None:
                 argv = lambda_bwrap_argv(
