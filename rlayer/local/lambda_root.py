@@ -60,7 +60,8 @@ def _resolve(root: Path, path: str) -> Path | None:
     for _ in range(40):
         host = root / current.lstrip("/")
         parent = host.parent.resolve()
-        # Resolve links in the directory part within the root too (lib -> usr/lib).
+        # A directory link with an absolute target would resolve on this machine, not in
+        # the root: never copy a host file into the Lambda root.
         if not str(parent).startswith(str(root.resolve())):
             return None
         if host.is_symlink():
