@@ -11,9 +11,16 @@ import json
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 R_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
 MIN_R_VERSION = (4, 0, 0)
@@ -34,6 +41,26 @@ MAX_R_VERSION = 16
 MAX_PACKAGE_NAME = 64
 MAX_PACKAGE_VERSION = 32
 MAX_PACKAGE_ENTRY = MAX_PACKAGE_NAME + 2 + MAX_PACKAGE_VERSION
+# What the pipeline writes is bounded too, so that no record can pass DynamoDB's 400 KB:
+# error texts (a failed step's reason carries the build log's tail) are cut, not refused;
+# ids, ARNs and URLs have room for any AWS or Slack value.
+MAX_ERROR_TEXT = 8_000
+MAX_NAME = 128
+MAX_URL = 2_048
+MAX_LAYERS = 8
+MAX_TIMINGS = 16
+# Later requesters remembered per build (each a NotifyTarget of at most ~2.6 KB).
+MAX_WATCHERS = 50
+PackageName = Annotated[str, StringConstraints(max_length=MAX_PACKAGE_NAME)]
+PackageVersion = Annotated[str, StringConstraints(max_length=MAX_PACKAGE_VERSION)]
+
+
+def truncated(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying so."""
+    if len(text) <= limit:
+        return text
+    marker = f" ... [{len(text) - limit + 40:,} characters cut]"
+    return text[: limit - len(marker)] + marker
 
 
 def utcnow() -> str:
@@ -223,13 +250,13 @@ class NotifyTarget(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    response_url: str | None = None
-    channel_id: str | None = None
-    team_id: str | None = None
-    user_id: str | None = None
+    response_url: str | None = Field(default=None, max_length=MAX_URL)
+    channel_id: str | None = Field(default=None, max_length=MAX_NAME)
+    team_id: str | None = Field(default=None, max_length=MAX_NAME)
+    user_id: str | None = Field(default=None, max_length=MAX_NAME)
     # When this requester asked (watchers of a de-duplicated build); the response_url's
     # 30 minutes run from here. None: the build's own created_at.
-    requested_at: str | None = None
+    requested_at: str | None = Field(default=None, max_length=MAX_NAME)
 
     def same_requester(self, other: NotifyTarget) -> bool:
         """The same person in the same place: a repeated command is told once."""
@@ -258,18 +285,29 @@ class LayerRef(BaseModel):
 
 
 class CanaryResult(BaseModel):
-    r_version: str
-    packages: dict[str, str] = Field(default_factory=dict)
+    r_version: str = Field(max_length=MAX_NAME)
+    packages: dict[PackageName, PackageVersion] = Field(
+        default_factory=dict, max_length=MAX_PACKAGES + 1
+    )
     init_ms: float | None = None
     duration_ms: float | None = None
     max_memory_mb: int | None = None
-    timings: dict[str, float] = Field(default_factory=dict)
+    timings: dict[Annotated[str, StringConstraints(max_length=MAX_NAME)], float] = Field(
+        default_factory=dict, max_length=MAX_TIMINGS
+    )
 
 
 class ErrorInfo(BaseModel):
-    step: str
-    error_type: str
+    step: str = Field(max_length=MAX_NAME)
+    error_type: str = Field(max_length=MAX_NAME)
     message: str
+
+    @field_validator("step", "error_type", "message", mode="before")
+    @classmethod
+    def _cut(cls, value: object, info: Any) -> object:
+        # Written by the pipeline from an exception's text: cut, never refused.
+        limit = MAX_ERROR_TEXT if info.field_name == "message" else MAX_NAME
+        return truncated(value, limit) if isinstance(value, str) else value
 
 
 class BuildRecord(BaseModel):
@@ -278,24 +316,24 @@ class BuildRecord(BaseModel):
     build_id: str
     spec_hash: str
     spec: BuildSpec
-    layer_name: str | None = None
-    description: str | None = None
+    layer_name: str | None = Field(default=None, max_length=140)
+    description: str | None = Field(default=None, max_length=LAMBDA_DESCRIPTION_MAX)
     source: Source = "api"
     status: BuildStatus = BuildStatus.QUEUED
     created_at: str = Field(default_factory=utcnow)
     updated_at: str = Field(default_factory=utcnow)
     steps: dict[str, str] = Field(default_factory=dict)
-    execution_arn: str | None = None
-    build_ref: str | None = None
-    log_url: str | None = None
-    artifact_location: str | None = None
-    layers: list[LayerRef] = Field(default_factory=list)
+    execution_arn: str | None = Field(default=None, max_length=MAX_URL)
+    build_ref: str | None = Field(default=None, max_length=MAX_URL)
+    log_url: str | None = Field(default=None, max_length=MAX_URL)
+    artifact_location: str | None = Field(default=None, max_length=MAX_URL)
+    layers: list[LayerRef] = Field(default_factory=list, max_length=MAX_LAYERS)
     canary: CanaryResult | None = None
     error: ErrorInfo | None = None
     notify: NotifyTarget | None = None
     # Later requesters of the same spec, answered with this build: told when it ends too.
-    watchers: list[NotifyTarget] = Field(default_factory=list)
-    subscription_id: str | None = None
+    watchers: list[NotifyTarget] = Field(default_factory=list, max_length=MAX_WATCHERS)
+    subscription_id: str | None = Field(default=None, max_length=MAX_NAME)
 
     def notify_targets(self) -> list[NotifyTarget]:
         return [t for t in (self.notify, *self.watchers) if t is not None]

@@ -23,8 +23,6 @@ from chalicelib.errors import RequestInvalidError
 
 BY_TIME = "by_time"
 BY_STATUS = "by_status"
-# Later requesters remembered per build: bounds the item (DynamoDB's limit is 400 KB).
-MAX_WATCHERS = 50
 
 # The attributes the table adds to a record: never part of the record itself.
 KEY_FIELDS = ("pk", "kind", "created_key")

@@ -15,7 +15,6 @@ from chalicelib.aws.items import (
     BUILD,
     BY_STATUS,
     BY_TIME,
-    MAX_WATCHERS,
     SPEC,
     decode_token,
     encode_token,
@@ -28,7 +27,7 @@ from chalicelib.errors import (
     NotFoundError,
     TransitionRejectedError,
 )
-from chalicelib.models import BuildRecord, BuildStatus, NotifyTarget, utcnow
+from chalicelib.models import MAX_WATCHERS, BuildRecord, BuildStatus, NotifyTarget, utcnow
 
 
 def _condition_failed(exc: ClientError) -> bool:

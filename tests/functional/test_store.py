@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.aws.items import MAX_WATCHERS
 from chalicelib.aws.store import Store
 from chalicelib.errors import NotFoundError, TransitionRejectedError
-from chalicelib.models import BuildRecord, BuildSpec, BuildStatus, NotifyTarget
+from chalicelib.models import MAX_WATCHERS, BuildRecord, BuildSpec, BuildStatus, NotifyTarget
 
 
 def _new(
