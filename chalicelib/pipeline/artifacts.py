@@ -15,7 +15,9 @@ runtime, the build scripts and this validator:
 
 Manifest figures are checked against what is measured: ``sha256`` and ``zipped_bytes`` of
 the zip file, ``unzipped_bytes`` the sum of the entries' sizes, ``file_count`` the number
-of entries that are not directories.
+of entries that are not directories. Two families of checks live beside this module: the
+ELF files against the target Lambda OS (``elf_gate``, over ``abi``) and the requested
+packages (``package_checks``); both read the layers through ``layer_view``.
 """
 
 from __future__ import annotations
@@ -26,19 +28,19 @@ import re
 import stat
 import zipfile
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO, Literal
+from typing import BinaryIO
 
 from pydantic import ValidationError
 
 from chalicelib.errors import ArtifactInvalidError
-from chalicelib.lambda_os import LambdaOS, newest
+from chalicelib.lambda_os import LambdaOS
 from chalicelib.lambda_os import target as default_target
 from chalicelib.models import BuildSpec, LayerManifest
-from chalicelib.pipeline.abi import check_abi, is_elf
-
-Kind = Literal["runtime", "packages"]
+from chalicelib.pipeline.elf_gate import elf_problems
+from chalicelib.pipeline.layer_view import R_LIBRARY, Kind, entry_mode, read_description
+from chalicelib.pipeline.package_checks import package_problems
 
 # Function plus all its layers, unzipped (Lambda quota).
 LAMBDA_UNZIPPED_LIMIT = 262_144_000
@@ -48,12 +50,9 @@ BOOTSTRAP = "bootstrap"
 RUNTIME_DIR = "runtime/"
 RSCRIPT = "R/bin/Rscript"
 R_BINARY = "R/lib/R/bin/exec/R"
-R_LIBRARY = "R/lib/R/library/"
-SITE_LIBRARY = "packages/library/"
 # The loop's own dependency, always in the runtime layer.
 RUNTIME_PACKAGES = ("jsonlite",)
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
-_BUILT_R_RE = re.compile(r"^R (\d+\.\d+)\.\d+")
 _CHUNK = 1 << 20
 
 
@@ -88,6 +87,10 @@ class _Opened:
     infos: dict[str, zipfile.ZipInfo] = field(default_factory=dict)
     unzipped_bytes: int = 0
     file_count: int = 0
+
+    @property
+    def kind(self) -> Kind:
+        return self.artifact.kind
 
     @property
     def zip_name(self) -> str:
@@ -129,14 +132,16 @@ def validate_artifacts(
         # Decompress only once the sizes are known to be sane (a zip bomb stops above).
         for o in opened:
             _check_integrity(o, problems)
-        _check_abi(spec, target or default_target(), opened, problems)
+        for where, reason in elf_problems(spec, target or default_target(), opened):
+            problems.add(where, reason)
     for o in opened:
         _check_manifest(spec, o, problems)
         if o.zf is not None and o.artifact.kind == "runtime":
             _check_runtime(spec, o, problems)
         if o.zf is not None:
             _check_layout(o, problems)
-    _check_packages(spec, opened, problems)
+    for where, reason in package_problems(spec, opened):
+        problems.add(where, reason)
     for o in opened:
         if o.zf is not None:
             o.zf.close()
@@ -207,10 +212,6 @@ def _unsafe_name(name: str) -> str | None:
     return None
 
 
-def _mode(info: zipfile.ZipInfo) -> int:
-    return info.external_attr >> 16
-
-
 def _check_integrity(o: _Opened, problems: _Problems) -> None:
     if o.zf is None:
         return
@@ -225,7 +226,7 @@ def _check_integrity(o: _Opened, problems: _Problems) -> None:
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError) as exc:
             problems.add(o.zip_name, f"entry {info.filename!r} is corrupt ({exc})")
             continue
-        if stat.S_ISLNK(_mode(info)):
+        if stat.S_ISLNK(entry_mode(info)):
             target = o.zf.read(info).decode("utf-8", "replace")
             if not _link_inside_opt(info.filename, target):
                 problems.add(
@@ -277,11 +278,11 @@ def _check_runtime(spec: BuildSpec, o: _Opened, problems: _Problems) -> None:
         info = o.infos.get(path)
         if info is None or info.is_dir():
             problems.add(o.zip_name, f"{path} is missing")
-        elif not _mode(info) & 0o100:
-            problems.add(o.zip_name, f"{path} is not executable (mode {oct(_mode(info))})")
+        elif not entry_mode(info) & 0o100:
+            problems.add(o.zip_name, f"{path} is not executable (mode {oct(entry_mode(info))})")
     if not any(n.startswith(RUNTIME_DIR) and not o.infos[n].is_dir() for n in o.infos):
         problems.add(o.zip_name, f"{RUNTIME_DIR} (the Runtime API loop) is missing")
-    base = _description(o, f"{R_LIBRARY}base/DESCRIPTION")
+    base = read_description(o, f"{R_LIBRARY}base/DESCRIPTION")
     if base is None:
         problems.add(o.zip_name, f"{R_LIBRARY}base/DESCRIPTION is missing")
     elif base.get("Version") != spec.r_version:
@@ -290,7 +291,7 @@ def _check_runtime(spec: BuildSpec, o: _Opened, problems: _Problems) -> None:
             f"R is version {base.get('Version')!r} (base/DESCRIPTION), not {spec.r_version}",
         )
     for pkg in RUNTIME_PACKAGES:
-        if _description(o, f"{R_LIBRARY}{pkg}/DESCRIPTION") is None:
+        if read_description(o, f"{R_LIBRARY}{pkg}/DESCRIPTION") is None:
             problems.add(o.zip_name, f"{pkg}, which the runtime loop needs, is not installed")
 
 
@@ -308,115 +309,3 @@ def _check_layout(o: _Opened, problems: _Problems) -> None:
         problems.add(
             o.zip_name, f"unexpected top-level entries {stray} (allowed: {sorted(allowed)})"
         )
-
-
-def _check_abi(
-    spec: BuildSpec, target: LambdaOS, opened: Sequence[_Opened], problems: _Problems
-) -> None:
-    """The ABI gate (chalicelib.pipeline.abi) over the layers as Lambda merges them at /opt,
-    and the manifests' build_root / needs_glibc / needs_glibcxx against what it read."""
-    elf_data: dict[str, bytes] = {}
-    files: list[str] = []
-    links: dict[str, str] = {}
-    owner: dict[str, _Opened] = {}
-    for o in opened:
-        if o.zf is None:
-            continue
-        for name, info in o.infos.items():
-            if info.is_dir():
-                continue
-            path = f"/opt/{name}"
-            owner[path] = o
-            try:
-                if stat.S_ISLNK(_mode(info)):
-                    links[path] = o.zf.read(info).decode("utf-8", "replace")
-                    continue
-                files.append(path)
-                with o.zf.open(info) as entry:
-                    if is_elf(entry.read(4)):
-                        elf_data[path] = o.zf.read(info)
-            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError):
-                continue  # reported by the integrity check
-    report = check_abi(target, spec.architecture, elf_data, files, links)
-    for path, reason in report.problems:
-        problems.add(f"{owner[path].zip_name}: {path.removeprefix('/opt/')}", reason)
-    for o in opened:
-        if o.manifest is None or o.zf is None:
-            continue
-        nodes = [n for p, ns in report.nodes.items() if owner[p] is o for n in ns]
-        where = f"{o.artifact.kind}.manifest.json"
-        for name, claimed, actual in (
-            ("needs_glibc", o.manifest.needs_glibc, newest(nodes, "GLIBC_")),
-            ("needs_glibcxx", o.manifest.needs_glibcxx, newest(nodes, "GLIBCXX_")),
-        ):
-            if claimed != actual:
-                problems.add(where, f"{name} is {claimed!r} but its ELF files need {actual!r}")
-
-
-def _check_packages(spec: BuildSpec, opened: Iterable[_Opened], problems: _Problems) -> None:
-    by_kind = {o.artifact.kind: o for o in opened}
-    runtime, packages = by_kind.get("runtime"), by_kind.get("packages")
-    layer_missing = False
-    for pkg in spec.packages:
-        found: tuple[_Opened, dict[str, str]] | None = None
-        for layer, library in ((packages, SITE_LIBRARY), (runtime, R_LIBRARY)):
-            if layer is None or layer.zf is None:
-                continue
-            desc = _description(layer, f"{library}{pkg.name}/DESCRIPTION")
-            if desc is not None:
-                found = (layer, desc)
-                break
-        if found is None:
-            if packages is None and not layer_missing:
-                # Packages the runtime layer holds (jsonlite) need no packages layer.
-                problems.add("packages.zip", "missing although packages were requested")
-                layer_missing = True
-            problems.add("packages", f"{pkg.name} has no DESCRIPTION: it is not installed")
-            continue
-        layer, desc = found
-        claimed = layer.manifest.packages.get(pkg.name) if layer.manifest else None
-        where = layer.zip_name
-        if claimed is None:
-            problems.add(f"{layer.artifact.kind}.manifest.json", f"{pkg.name} is not listed")
-        elif desc.get("Version") != claimed:
-            problems.add(
-                where,
-                f"{pkg.name} is version {desc.get('Version')!r} but the manifest says {claimed}",
-            )
-        if pkg.version and desc.get("Version") != pkg.version:
-            problems.add(
-                where,
-                f"{pkg.name} is version {desc.get('Version')!r}, not the pinned {pkg.version}",
-            )
-        if desc.get("Package") != pkg.name:
-            problems.add(where, f"{pkg.name}/DESCRIPTION names package {desc.get('Package')!r}")
-        built = _BUILT_R_RE.match(desc.get("Built", ""))
-        wanted = ".".join(spec.r_version.split(".")[:2])
-        if built and built.group(1) != wanted:
-            problems.add(where, f"{pkg.name} was built for R {built.group(1)}, not R {wanted}")
-
-
-def _description(o: _Opened, path: str) -> dict[str, str] | None:
-    if o.zf is None or path not in o.infos:
-        return None
-    try:
-        raw = o.zf.read(o.infos[path])
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError):
-        return None  # reported by the integrity check
-    return parse_dcf(raw.decode("utf-8", "replace"))
-
-
-def parse_dcf(text: str) -> dict[str, str]:
-    """R's DESCRIPTION format (Debian control): ``Field: value`` plus indented continuation
-    lines. Hand-written: the format is four lines of logic and no library covers it without
-    pulling in Debian tooling."""
-    fields: dict[str, str] = {}
-    key: str | None = None
-    for line in text.splitlines():
-        if line[:1] in (" ", "\t") and key is not None:
-            fields[key] += " " + line.strip()
-        elif ":" in line:
-            key, _, value = line.partition(":")
-            key = key.strip()
-            fields[key] = value.strip()
-    return fields

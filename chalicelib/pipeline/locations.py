@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 from chalicelib.aws import s3
 from chalicelib.errors import ArtifactInvalidError
-from chalicelib.pipeline.artifacts import Kind
+from chalicelib.pipeline.layer_view import Kind
 
 KINDS: tuple[Kind, ...] = ("runtime", "packages")
 

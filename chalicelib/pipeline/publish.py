@@ -17,8 +17,8 @@ from chalicelib.models import (
 )
 from chalicelib.observability import logger
 from chalicelib.pipeline import runtimes
-from chalicelib.pipeline.artifacts import Kind
 from chalicelib.pipeline.contracts import PublishedSummary, PublishOutput, TaskInput
+from chalicelib.pipeline.layer_view import Kind
 from chalicelib.pipeline.locations import Location, manifest_name, present_kinds, zip_name
 from chalicelib.pipeline.task import Deps, advance, artifact_location, build_marker, task
 

@@ -9,8 +9,9 @@ from pathlib import Path
 from chalicelib.errors import ArtifactInvalidError
 from chalicelib.models import BuildRecord, BuildStatus
 from chalicelib.observability import logger
-from chalicelib.pipeline.artifacts import Kind, LayerArtifact, ValidatedLayer, validate_artifacts
+from chalicelib.pipeline.artifacts import LayerArtifact, ValidatedLayer, validate_artifacts
 from chalicelib.pipeline.contracts import TaskInput, ValidatedLayerSummary, ValidateOutput
+from chalicelib.pipeline.layer_view import Kind
 from chalicelib.pipeline.locations import Location, manifest_name, present_kinds, zip_name
 from chalicelib.pipeline.task import Deps, advance, artifact_location, task
 

@@ -24,7 +24,7 @@ import pytest
 
 from chalicelib.builders.base import BuildProgress, BuildState
 from chalicelib.models import Architecture, BuildSpec, LayerManifest
-from chalicelib.pipeline.artifacts import parse_dcf
+from chalicelib.pipeline.layer_view import parse_dcf
 from chalicelib.settings import get_settings
 from rlayer.builders.buildspec import BUILDSPEC
 from rlayer.builders.local import LocalBuildBackend

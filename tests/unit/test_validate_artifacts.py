@@ -11,9 +11,9 @@ from chalicelib.pipeline.artifacts import (
     LAMBDA_UNZIPPED_LIMIT,
     LayerArtifact,
     ValidatedLayer,
-    parse_dcf,
     validate_artifacts,
 )
+from chalicelib.pipeline.layer_view import parse_dcf
 from tests.layerkit import BROKEN, CASE_SPEC, Artifacts, Entry, description
 
 
