@@ -29,14 +29,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import math
 import platform
 import shutil
 import tempfile
 import threading
-import time
-import traceback
-import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -50,6 +46,7 @@ from moto.core.exceptions import JsonRESTError
 
 from chalicelib.errors import ConfigurationError
 from rlayer.local.layers import extract_layer_zip
+from rlayer.local.python_runtime import run_python_handler
 from rlayer.local.runtime_api import InvokeResult, RuntimeSession
 
 # Chalice's lambda function signature: handler(event, context).
@@ -78,23 +75,6 @@ class TooManyRequests(JsonRESTError):
         super().__init__(
             "TooManyRequestsException", f"Rate Exceeded. (function {function_name}, local fault)"
         )
-
-
-@dataclass
-class LambdaContext:
-    """The context object a Python handler gets (the attributes Lambda's has)."""
-
-    function_name: str
-    function_version: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int
-    aws_request_id: str
-    log_group_name: str
-    log_stream_name: str
-    deadline: float
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
 @dataclass
@@ -225,45 +205,19 @@ class LambdaBridge:
     def _run_python(
         self, fn: Any, handler: TaskHandler, payload: bytes, response_headers: Any
     ) -> bytes:
-        request_id = str(uuid.uuid4())
-        context = LambdaContext(
+        # The moto function's settings, as Lambda's Python runtime would give them.
+        result, error_type, log = run_python_handler(
+            handler,
+            payload,
             function_name=fn.function_name,
-            function_version=str(fn.version),
-            invoked_function_arn=fn.function_arn,
-            memory_limit_in_mb=int(fn.memory_size),
-            aws_request_id=request_id,
-            log_group_name=f"/aws/lambda/{fn.function_name}",
-            log_stream_name="local/[$LATEST]bridge",
-            deadline=time.monotonic() + float(fn.timeout),
+            version=str(fn.version),
+            arn=fn.function_arn,
+            memory_mb=int(fn.memory_size),
+            timeout_s=float(fn.timeout),
         )
-        log = [f"START RequestId: {request_id} Version: {fn.version}"]
-        started = time.perf_counter()
-        error_type: str | None = None
-        try:
-            event = json.loads(payload) if payload else {}
-            result = json.dumps(handler(event, context)).encode()
-        except Exception as exc:
-            # Lambda's Python runtime: errorType is the class name, the message str(exc).
-            error_type = type(exc).__name__
-            trace = traceback.format_tb(exc.__traceback__)
-            result = json.dumps(
-                {
-                    "errorMessage": str(exc),
-                    "errorType": error_type,
-                    "requestId": request_id,
-                    "stackTrace": trace,
-                }
-            ).encode()
+        if error_type is not None:
             response_headers["x-amz-function-error"] = "Unhandled"
-            log.append(f"[ERROR] {error_type}: {exc}")
-        duration = (time.perf_counter() - started) * 1000
-        log.append(f"END RequestId: {request_id}")
-        log.append(
-            f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\t"
-            f"Billed Duration: {max(1, math.ceil(duration))} ms\t"
-            f"Memory Size: {fn.memory_size} MB\tMax Memory Used: 0 MB"
-        )
-        self._finish(fn, "python", error_type, "\n".join(log) + "\n", response_headers)
+        self._finish(fn, "python", error_type, log, response_headers)
         return result
 
     def _run_provided(

@@ -41,21 +41,14 @@ from chalicelib.observability import logger
 from chalicelib.pipeline import TASK_FUNCTIONS
 from chalicelib.settings import Settings, get_settings, reset_settings
 from rlayer.builders import local as _local_backend  # noqa: F401  registers "local"
-from rlayer.builders.sources import REPO_ROOT, default_data_dir, local_sources
+from rlayer.builders.sources import REPO_ROOT, default_data_dir
 from rlayer.local import moto_resources
 from rlayer.local.http_server import ApiServer
 from rlayer.local.lambda_bridge import LambdaBridge
-from rlayer.local.moto_resources import STAGE, function_name
+from rlayer.local.moto_resources import function_name
 from rlayer.local.schedules import Scheduler
+from rlayer.local.stack_env import HOST, REGION, stack_environment
 
-HOST = "127.0.0.1"
-REGION = "us-east-1"
-TABLE = "rlayer-local-builds"
-BUCKET = "rlayer-local-artifacts"
-# What the local stack puts in the environment; everything else it finds there stays.
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-# Never let a local stack reach a real account through a profile or a session token.
-DROPPED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
 # Loggers of the servers that would print a line per request.
 QUIET_LOGGERS = ("werkzeug",)
 # moto's Step Functions engine logs every Fail state and caught task error as an error.
@@ -218,35 +211,7 @@ class LocalStack:
             (data / part).mkdir()
 
     def _environment(self, data: Path, moto_port: int) -> dict[str, str | None]:
-        env: dict[str, str | None] = {name: None for name in DROPPED}
-        env.update(CREDENTIALS)
-        env.update(
-            {
-                "AWS_ENDPOINT_URL": f"http://{HOST}:{moto_port}",
-                "AWS_DEFAULT_REGION": REGION,
-                "AWS_REGION": REGION,
-                # moto's Step Functions engine calls Lambda and DynamoDB on this port.
-                "MOTO_PORT": str(moto_port),
-                "STAGE": STAGE,
-                "TABLE_NAME": TABLE,
-                "ARTIFACT_BUCKET": BUCKET,
-                "BUILD_BACKEND": "local",
-                "LOCAL_WORK_DIR": str(data / "builds"),
-                # No X-Ray daemon and no CloudWatch here: no traces, no metric blobs on stdout.
-                "POWERTOOLS_TRACE_DISABLED": "true",
-                "POWERTOOLS_METRICS_DISABLED": "true",
-            }
-        )
-        sources = local_sources()
-        if sources is not None:
-            # Where CRAN cannot be reached: R's source and a file:// repository, unless the
-            # caller chose their own.
-            if not os.environ.get("R_SOURCE"):
-                env["R_SOURCE"] = sources.r_source
-            if not os.environ.get("CRAN_REPO"):
-                env["CRAN_REPO"] = sources.cran_repo
-        env.update(self.options.env)
-        return env
+        return stack_environment(data, moto_port, self.options.env)
 
     def _set_env(self, env: dict[str, str | None]) -> None:
         for name, value in env.items():

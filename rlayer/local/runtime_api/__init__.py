@@ -34,8 +34,9 @@ from rlayer.local.runtime_api.broker import (
     runtime_route,
 )
 from rlayer.local.runtime_api.invoke_server import InvokeServer
+from rlayer.local.runtime_api.results import InvokeResult
 from rlayer.local.runtime_api.server import RuntimeAPIServer
-from rlayer.local.runtime_api.session import InvokeResult, RuntimeSession
+from rlayer.local.runtime_api.session import RuntimeSession
 
 __all__ = [
     "ERROR_CONTENT_TYPE",

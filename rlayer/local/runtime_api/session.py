@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import threading
 import time
 import uuid
@@ -14,8 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict
 
 from chalicelib.errors import PayloadTooLargeError
 from rlayer.local.process import LogSink, RuntimeProcess
@@ -27,40 +24,9 @@ from rlayer.local.runtime_api.broker import (
     Invocation,
     error_payload,
 )
+from rlayer.local.runtime_api.results import Failure, InvokeResult, exit_description
 from rlayer.local.runtime_api.server import RuntimeAPIServer
 from rlayer.local.sandbox import Sandbox, SandboxMode, lambda_environment
-
-
-class InvokeResult(BaseModel):
-    """What Lambda's Invoke returns, plus the REPORT line's numbers."""
-
-    model_config = ConfigDict(frozen=True)
-
-    request_id: str
-    payload: bytes
-    # "Unhandled" when the runtime reported an error, timed out or crashed (as Lambda).
-    function_error: str | None = None
-    # The errorType of that error (the runtime's, or one of the platform's).
-    error_type: str | None = None
-    # Set on a cold invoke: start of the process to its first GET next (or its init error).
-    init_ms: float | None = None
-    duration_ms: float
-    max_memory_mb: int
-    # The last 4 KB of the invocation's log (runtime output and START/END/REPORT lines).
-    log_tail: str
-
-    @property
-    def ok(self) -> bool:
-        return self.function_error is None
-
-    def json_payload(self) -> Any:
-        return json.loads(self.payload)
-
-
-@dataclass
-class _Failure:
-    error_type: str
-    message: str
 
 
 @dataclass
@@ -75,16 +41,6 @@ class _Instance:
     def close(self) -> None:
         self.process.kill()
         self.api.close()
-
-
-def _exit_description(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name.removeprefix("SIG").lower()
-        except ValueError:
-            name = str(-returncode)
-        return f"signal: {name}"
-    return f"exit status {returncode}"
 
 
 class RuntimeSession:
@@ -248,7 +204,7 @@ class RuntimeSession:
         if failure is None and peak_mb > self.memory_mb:
             # Lambda kills a runtime as it crosses its memory size; this one got through a
             # short spike between two looks, which Lambda would not have let finish.
-            failure = _Failure(
+            failure = Failure(
                 "Runtime.OutOfMemory",
                 f"RequestId: {request_id} Error: Runtime exited with error: signal: killed",
             )
@@ -293,7 +249,7 @@ class RuntimeSession:
             log_tail=tail,
         )
 
-    def _await(self, instance: _Instance, invocation: Invocation) -> _Failure | None:
+    def _await(self, instance: _Instance, invocation: Invocation) -> Failure | None:
         """Wait for the runtime's answer; on a deadline, exit or memory overrun, say why."""
         init_limit = invocation.submitted_at + max(self.init_timeout_s, self.timeout_s)
         limit_bytes = self.memory_mb * 2**20
@@ -309,14 +265,14 @@ class RuntimeSession:
                 # Its last request (an init error, say) may still be in the server's hands.
                 if invocation.done.wait(0.2):
                     return None
-                return _Failure(
+                return Failure(
                     "Runtime.ExitError",
                     f"RequestId: {invocation.request_id} Error: Runtime exited with error: "
-                    f"{_exit_description(returncode)}",
+                    f"{exit_description(returncode)}",
                 )
             if time.monotonic() >= limit:
                 stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-                return _Failure(
+                return Failure(
                     "Sandbox.Timedout",
                     f"{stamp} {invocation.request_id} Task timed out after "
                     f"{self.timeout_s:.2f} seconds",
@@ -327,7 +283,7 @@ class RuntimeSession:
                 instance.process.refresh_tree()
                 tree_settled = invocation.delivered_at is not None
             if instance.process.rss_bytes() > limit_bytes:
-                return _Failure(
+                return Failure(
                     "Runtime.OutOfMemory",
                     f"RequestId: {invocation.request_id} Error: Runtime exited with error: "
                     "signal: killed",

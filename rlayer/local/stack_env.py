@@ -1,0 +1,56 @@
+"""The environment the local stack runs the app in: moto's endpoint, test credentials (and
+no real ones), the stage's names and the local build settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from rlayer.builders.sources import local_sources
+from rlayer.local.moto_resources import STAGE
+
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+TABLE = "rlayer-local-builds"
+BUCKET = "rlayer-local-artifacts"
+# What the local stack puts in the environment; everything else it finds there stays.
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# Never let a local stack reach a real account through a profile or a session token.
+DROPPED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
+
+
+def stack_environment(
+    data: Path, moto_port: int, extra: Mapping[str, str]
+) -> dict[str, str | None]:
+    """What the stack puts into this process's environment (None: removed): moto's
+    endpoint and test credentials, the stage's settings, the local sources."""
+    env: dict[str, str | None] = {name: None for name in DROPPED}
+    env.update(CREDENTIALS)
+    env.update(
+        {
+            "AWS_ENDPOINT_URL": f"http://{HOST}:{moto_port}",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            # moto's Step Functions engine calls Lambda and DynamoDB on this port.
+            "MOTO_PORT": str(moto_port),
+            "STAGE": STAGE,
+            "TABLE_NAME": TABLE,
+            "ARTIFACT_BUCKET": BUCKET,
+            "BUILD_BACKEND": "local",
+            "LOCAL_WORK_DIR": str(data / "builds"),
+            # No X-Ray daemon and no CloudWatch here: no traces, no metric blobs on stdout.
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+    )
+    sources = local_sources()
+    if sources is not None:
+        # Where CRAN cannot be reached: R's source and a file:// repository, unless the
+        # caller chose their own.
+        if not os.environ.get("R_SOURCE"):
+            env["R_SOURCE"] = sources.r_source
+        if not os.environ.get("CRAN_REPO"):
+            env["CRAN_REPO"] = sources.cran_repo
+    env.update(extra)
+    return env
