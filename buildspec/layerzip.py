@@ -164,6 +164,8 @@ def needed_versions(zip_path: Path) -> list[str]:
 
 
 def newest(nodes: Iterable[str], prefix: str) -> str | None:
+    # chalicelib.lambda_os.newest, again: this script runs in the build OS before any
+    # project code is installed (standard library only); the gate compares the two.
     best: tuple[int, ...] | None = None
     for node in nodes:
         rest = node[len(prefix) :]
