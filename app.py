@@ -9,6 +9,7 @@ from chalice.app import Chalice, Rate
 from chalicelib.api import context
 from chalicelib.api.builds import builds
 from chalicelib.api.releases import releases
+from chalicelib.api.responses import with_request_id
 from chalicelib.api.slack import slack
 from chalicelib.api.subscriptions import subscriptions
 from chalicelib.observability import logger, metrics, tracer
@@ -93,3 +94,8 @@ def observability(event: Any, get_response: Any) -> Any:
         # publish" on every event that recorded none (most of them).
         if metrics.metric_set:
             metrics.flush_metrics()
+
+
+@app.middleware("http")
+def request_ids(event: Any, get_response: Any) -> Any:
+    return with_request_id(event, get_response)

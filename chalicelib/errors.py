@@ -13,11 +13,14 @@ because Lambda reports an unhandled exception's class name as its ``errorType``.
     ├── NotFoundError            404
     ├── ConflictError            409  a record is not in the state the change expects
     │   └── TransitionRejectedError   status would move backwards or repeat
-    ├── ConfigurationError       500  settings missing or inconsistent
+    ├── TooManyBuildsError       429  the caller has its limit of builds in flight
+    ├── InternalError            500  anything unforeseen; the body shows only a request id
+    │   └── ConfigurationError        settings missing or inconsistent
     ├── UpstreamError            502  an AWS service / feed / build backend failed
     │   ├── FeedError                 the R release feed is down or returned garbage
     │   ├── SlackPostError            a message could not be posted to Slack (logged only)
-    │   └── TransientError            throttled / transient AWS fault: the ASL retries the task
+    │   └── TransientError       503  throttled / transient AWS fault: the ASL retries the
+    │                                 task, a route answers 503 with Retry-After
     └── PipelineError            task errors, named in state_machine.asl.json
         ├── BuildStartError
         ├── BuildFailedError
@@ -36,6 +39,11 @@ class RLayerError(Exception):
     """Base of every error rlayer raises on purpose."""
 
     http_status = 500
+    # Seconds a client should wait before trying again (the Retry-After header), if any.
+    retry_after: int | None = None
+    # False: the message may name internals (a table, an AWS error); an HTTP caller sees
+    # a generic text and a request id instead, the log has the real one.
+    public = True
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -79,8 +87,22 @@ class TransitionRejectedError(ConflictError):
     """A status update that would not move the record forward (late or duplicate step)."""
 
 
-class ConfigurationError(RLayerError):
+class TooManyBuildsError(RLayerError):
+    """The caller already has as many builds in flight as the stage allows."""
+
+    http_status = 429
+    retry_after = 60  # a build takes minutes; asking again sooner only repeats the refusal
+
+
+class InternalError(RLayerError):
+    """Something we did not foresee, or an AWS call that failed for good."""
+
     http_status = 500
+    public = False
+
+
+class ConfigurationError(InternalError):
+    pass
 
 
 class UpstreamError(RLayerError):
@@ -96,7 +118,11 @@ class SlackPostError(UpstreamError):
 
 
 class TransientError(UpstreamError):
-    """Throttling or a transient AWS fault inside a task; the ASL's Retry names this class."""
+    """Throttling or a transient AWS fault; the ASL's Retry names this class."""
+
+    http_status = 503
+    retry_after = 5  # past the clients' own backoff (standard mode): a short wait is enough
+    public = False
 
 
 class PipelineError(RLayerError):

@@ -334,6 +334,8 @@ class BuildRecord(BaseModel):
     # Later requesters of the same spec, answered with this build: told when it ends too.
     watchers: list[NotifyTarget] = Field(default_factory=list, max_length=MAX_WATCHERS)
     subscription_id: str | None = Field(default=None, max_length=MAX_NAME)
+    # Who asked (an IAM principal's ARN, a Slack user): whose in-flight limit it counts on.
+    requested_by: str | None = Field(default=None, max_length=MAX_URL)
 
     def notify_targets(self) -> list[NotifyTarget]:
         return [t for t in (self.notify, *self.watchers) if t is not None]

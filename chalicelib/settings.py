@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     table_name: str = "rlayer-builds"
     artifact_bucket: str = "rlayer-artifacts"
     state_machine_arn: str = ""
+    # Attempts per AWS call (botocore's standard retry mode) before an error reaches us.
+    aws_max_attempts: int = Field(default=5, ge=1, le=10)
     # Where users reach the API (for status links when the request does not tell).
     api_base_url: str = ""
 
@@ -50,6 +52,10 @@ class Settings(BaseSettings):
     slack_allowed_channels: str = ""
     # Slack's Web API (chat.postMessage); a setting so tests and GovSlack can point elsewhere.
     slack_api_url: str = "https://slack.com/api/"
+
+    # Builds one caller (an IAM principal, a Slack user) may have in flight; 0: no limit.
+    # A request over it is a 429; one answered by a running build of its spec is not.
+    max_builds_per_caller: int = Field(default=5, ge=0, le=1000)
 
     # R release feed and scheduler.
     r_releases_url: str = "https://api.r-hub.io/rversions/r-versions"

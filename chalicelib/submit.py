@@ -13,8 +13,14 @@ from datetime import UTC, datetime
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.aws import stepfunctions
-from chalicelib.aws.store import Store
-from chalicelib.errors import ConflictError, NotFoundError, RLayerError, TransitionRejectedError
+from chalicelib.aws.faults import as_error
+from chalicelib.aws.store import CallerSlot, Store
+from chalicelib.errors import (
+    ConflictError,
+    NotFoundError,
+    TooManyBuildsError,
+    TransitionRejectedError,
+)
 from chalicelib.models import (
     BuildRecord,
     BuildRequest,
@@ -44,8 +50,14 @@ def submit_build(
     source: Source = "api",
     notify: NotifyTarget | None = None,
     subscription_id: str | None = None,
+    caller: str | None = None,
 ) -> tuple[BuildRecord, bool]:
-    """Return (build, created). ``created`` is False when an existing build answered."""
+    """Return (build, created). ``created`` is False when an existing build answered.
+
+    ``caller`` (None for the scheduler) may have at most ``settings.max_builds_per_caller``
+    builds in flight; a new one beyond that is TooManyBuildsError. A request answered by a
+    running build of its spec does not count: it starts nothing.
+    """
     spec = request.spec()
     for _ in range(_ATTEMPTS):
         stale: str | None = None
@@ -61,6 +73,7 @@ def submit_build(
                     return _watch(existing, notify, store=store), False
                 stale = existing_id
         build_id = new_build_id()
+        slot = _caller_slot(store, caller, settings.max_builds_per_caller)
         record = BuildRecord(
             build_id=build_id,
             # Known before the start, so the record written first already links to it.
@@ -72,13 +85,36 @@ def submit_build(
             source=source,
             notify=notify,
             subscription_id=subscription_id,
+            requested_by=caller,
         )
         try:
-            store.create_build(record, replaces=stale, force=request.force)
+            store.create_build(record, replaces=stale, force=request.force, caller=slot)
         except ConflictError:
             continue
         return _start(record, store=store, settings=settings), True
     raise ConflictError("this spec is being requested concurrently; try again")
+
+
+def _caller_slot(store: Store, caller: str | None, limit: int) -> CallerSlot | None:
+    """The caller's place for one more build, or TooManyBuildsError."""
+    if caller is None or limit == 0:
+        return None
+    slot = store.caller_slot(caller)
+    running = tuple(b for b in slot.build_ids if _in_flight(store, b))
+    if len(running) >= limit:
+        raise TooManyBuildsError(
+            f"you have {len(running)} builds in flight, the most one caller may have "
+            f"({', '.join(running)}); ask again when one of them has ended"
+        )
+    # Ended builds leave the list here, so it never holds more than ``limit`` ids.
+    return CallerSlot(caller, slot.version, running)
+
+
+def _in_flight(store: Store, build_id: str) -> bool:
+    try:
+        return not store.get_build(build_id).status.is_final
+    except NotFoundError:
+        return False
 
 
 def _watch(record: BuildRecord, notify: NotifyTarget | None, *, store: Store) -> BuildRecord:
@@ -103,18 +139,21 @@ def _start(record: BuildRecord, *, store: Store, settings: Settings) -> BuildRec
         stepfunctions.start_execution(
             settings.state_machine_arn, record.build_id, {"build_id": record.build_id}
         )
-    except RLayerError as exc:
+    except Exception as exc:
         # The record exists; it must not stay QUEUED forever with no execution behind it.
+        error = as_error(exc)
         store.transition(
             record.build_id,
             BuildStatus.FAILED,
             {
                 "error": ErrorInfo(
-                    step="StartExecution", error_type=type(exc).__name__, message=exc.message
+                    step="StartExecution", error_type=type(error).__name__, message=error.message
                 ).model_dump()
             },
         )
-        raise
+        if error is exc:
+            raise
+        raise error from exc
     metrics.add_metric(name="BuildsRequested", unit=MetricUnit.Count, value=1)
     logger.info("build queued", extra={"spec_hash": record.spec_hash})
     return record

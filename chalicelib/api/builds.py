@@ -41,7 +41,12 @@ def build_view(record: BuildRecord, base: str) -> dict[str, Any]:
 def create_build() -> Response:
     request = builds.current_request
     body = BuildRequest.model_validate_json(request_body(request.raw_body))
-    record, created = submit_build(body, store=context.store(), settings=context.settings())
+    record, created = submit_build(
+        body,
+        store=context.store(),
+        settings=context.settings(),
+        caller=context.caller(request),
+    )
     bind_build(record.build_id)
     view = build_view(record, context.base_url(request))
     if not created:

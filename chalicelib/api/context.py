@@ -16,6 +16,20 @@ def store() -> Store:
     return Store(get_settings().table_name)
 
 
+def caller(request: Request) -> str:
+    """Who sent the request, for the per-caller limit.
+
+    In AWS the IAM authorizer has verified the SigV4 signature, so API Gateway's identity
+    names the principal (``userArn``: a user, or a role's session). Chalice local checks no
+    signature and gives only the source address.
+    """
+    identity: dict[str, str | None] = (request.context or {}).get("identity") or {}
+    for key in ("userArn", "caller", "accountId"):
+        if identity.get(key):
+            return f"iam:{identity[key]}"
+    return f"ip:{identity.get('sourceIp') or 'unknown'}"
+
+
 def base_url(request: Request) -> str:
     """The API's base URL as the caller reached it (for status links)."""
     configured = get_settings().api_base_url

@@ -14,6 +14,8 @@ from botocore.exceptions import (
     HTTPClientError,
 )
 
+from chalicelib.errors import InternalError, RLayerError, TransientError
+
 # botocore's own lists (retries/standard.py) are private; these are the same codes plus
 # Lambda's "the function is being updated" conflicts, which settle by themselves.
 THROTTLING_CODES = frozenset(
@@ -69,3 +71,17 @@ def is_transient(exc: BaseException) -> bool:
 
 def is_aws_error(exc: BaseException) -> bool:
     return isinstance(exc, ClientError | BotoCoreError)
+
+
+def as_error(exc: BaseException) -> RLayerError:
+    """Any exception as one of ours: how a route answers for it.
+
+    Throttling and outages that outlasted the clients' retries become ``TransientError``
+    (503, Retry-After); every other AWS failure and anything unforeseen an ``InternalError``
+    (500) whose text stays in the log, never in the answer.
+    """
+    if isinstance(exc, RLayerError):
+        return exc
+    if is_aws_error(exc) and is_transient(exc):
+        return TransientError(f"AWS is throttling or unavailable: {error_code(exc) or exc}")
+    return InternalError(f"{type(exc).__name__}: {exc}")

@@ -130,3 +130,5 @@ RUNTIME = ItemKind("RUNTIME", listed=True)  # proven runtime layers
 RELEASE = ItemKind("RELEASE", listed=True)  # R releases the scheduler has seen
 SUBSCRIPTION = ItemKind("SUB", listed=True)
 SLACK_REQUEST = ItemKind("SLACKREQ", listed=False)  # replay markers (ttl)
+# caller -> the builds it started that may still run (at most the stage's limit).
+CALLER = ItemKind("CALLER", listed=False)

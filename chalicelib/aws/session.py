@@ -1,4 +1,11 @@
-"""boto3 clients, created once per process and region."""
+"""boto3 clients, created once per process and region.
+
+Every adapter in this package calls AWS through :func:`client`, so these clients are the
+one seam for faults: a handler registered on a client's ``before-send`` event answers in
+place of AWS (an HTTP status and an error body), and the adapter's own parsing, retries
+and error mapping run as they would for a real answer (the tests inject throttling and
+refusals this way, route by route).
+"""
 
 from __future__ import annotations
 
@@ -10,14 +17,14 @@ from botocore.config import Config
 
 from chalicelib.settings import get_settings
 
-# Standard retry mode backs off on throttling; adaptive would add client-side rate limiting
-# we do not need for a handful of calls per build.
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
-
 
 @lru_cache(maxsize=32)
 def client(service: str, region: str | None = None) -> Any:
-    return boto3.client(service, region_name=region or get_settings().aws_region, config=_CONFIG)
+    settings = get_settings()
+    # Standard retry mode backs off on throttling; adaptive would add client-side rate
+    # limiting we do not need for a handful of calls per build.
+    config = Config(retries={"mode": "standard", "max_attempts": settings.aws_max_attempts})
+    return boto3.client(service, region_name=region or settings.aws_region, config=config)
 
 
 def reset_clients() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.aws.faults import as_error, error_code
 from chalicelib.aws.session import client
-from chalicelib.errors import UpstreamError
 
 
 def start_execution(state_machine_arn: str, name: str, payload: dict[str, Any]) -> str:
@@ -22,10 +22,12 @@ def start_execution(state_machine_arn: str, name: str, payload: dict[str, Any]) 
         resp = sfn.start_execution(
             stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload)
         )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+    except (ClientError, BotoCoreError) as exc:
+        if error_code(exc) == "ExecutionAlreadyExists":
             return execution_arn(state_machine_arn, name)
-        raise UpstreamError(f"could not start the build's execution: {exc}") from exc
+        # Throttling: TransientError (503); anything else: InternalError (500). Either way
+        # the caller marks the record FAILED, so no build waits for an execution never made.
+        raise as_error(exc) from exc
     return str(resp["executionArn"])
 
 

@@ -6,7 +6,9 @@ changes are conditional writes, so a record only ever moves forward.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -15,6 +17,7 @@ from chalicelib.aws.items import (
     BUILD,
     BY_STATUS,
     BY_TIME,
+    CALLER,
     SPEC,
     decode_token,
     encode_token,
@@ -28,6 +31,21 @@ from chalicelib.errors import (
     TransitionRejectedError,
 )
 from chalicelib.models import MAX_WATCHERS, BuildRecord, BuildStatus, NotifyTarget, utcnow
+
+
+@dataclass(frozen=True)
+class CallerSlot:
+    """A caller's builds that may still run, as read at ``version``; written back with
+    the new build in the same transaction as the build, only if nobody changed it since."""
+
+    caller: str
+    version: int
+    build_ids: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        # Hashed: an IAM ARN may be 2,048 characters, as long as a whole key may be.
+        return CALLER.key(hashlib.sha256(self.caller.encode()).hexdigest())
 
 
 def _condition_failed(exc: ClientError) -> bool:
@@ -114,7 +132,22 @@ class Store:
                 return
 
     # -- builds ------------------------------------------------------------------------
-    def create_build(self, record: BuildRecord, *, replaces: str | None, force: bool) -> None:
+    def caller_slot(self, caller: str) -> CallerSlot:
+        """The builds ``caller`` started that may still run (some may have ended since)."""
+        slot = CallerSlot(caller, 0, ())
+        item = self.get_item(slot.key)
+        if item is None:
+            return slot
+        return CallerSlot(caller, int(item["version"]), tuple(item.get("build_ids", [])))
+
+    def create_build(
+        self,
+        record: BuildRecord,
+        *,
+        replaces: str | None,
+        force: bool,
+        caller: CallerSlot | None = None,
+    ) -> None:
         """Write the build and point the spec index at it, atomically.
 
         The spec item is written only if there is none (``replaces`` None), if it still
@@ -142,12 +175,37 @@ class Store:
             "Item": to_item(self._build_item(record)),
             "ConditionExpression": "attribute_not_exists(pk)",
         }
+        writes = [{"Put": build_put}, {"Put": spec_put}]
+        if caller is not None:
+            # Only if no other request of this caller wrote it since it was read: two
+            # racing requests cannot both take the last free place.
+            writes.append({"Put": self._caller_put(caller, record.build_id)})
         try:
-            self._ddb.transact_write_items(TransactItems=[{"Put": build_put}, {"Put": spec_put}])
+            self._ddb.transact_write_items(TransactItems=writes)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
                 raise ConflictError("another build of this spec was just requested") from exc
             raise
+
+    def _caller_put(self, slot: CallerSlot, build_id: str) -> dict[str, Any]:
+        put: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Item": to_item(
+                {
+                    "pk": slot.key,
+                    "caller": slot.caller,
+                    "build_ids": [*slot.build_ids, build_id],
+                    "version": slot.version + 1,
+                    "updated_at": utcnow(),
+                }
+            ),
+        }
+        if slot.version == 0:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "version = :v"
+            put["ExpressionAttributeValues"] = {":v": {"N": str(slot.version)}}
+        return put
 
     @staticmethod
     def _build_item(record: BuildRecord) -> dict[str, Any]:

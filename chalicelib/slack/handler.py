@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.aws.faults import as_error
 from chalicelib.aws.store import Store
 from chalicelib.catalog import proven_builds
-from chalicelib.errors import NotFoundError, RequestInvalidError, RLayerError
+from chalicelib.errors import NotFoundError, RequestInvalidError, TooManyBuildsError
 from chalicelib.models import NotifyTarget
-from chalicelib.observability import bind_build, logger
+from chalicelib.observability import bind_build, logger, request_id
 from chalicelib.settings import Settings
 from chalicelib.slack import commands, messages
 from chalicelib.slack.commands import SlashCommand
@@ -45,12 +46,26 @@ def handle(
         return messages.problem(exc.message, command.command)
     except NotFoundError as exc:
         return messages.ephemeral(f":mag: {messages.escape(exc.message)}")
-    except RLayerError as exc:
-        logger.exception("slack command failed")
+    except TooManyBuildsError as exc:
+        return messages.ephemeral(f":hourglass: {messages.escape(exc.message)}")
+    except Exception as exc:
+        return failure_reply(exc)
+
+
+def failure_reply(exc: Exception) -> dict[str, Any]:
+    """An error as a message: Slack would show any status but 200 as a bare "failed"."""
+    error = as_error(exc)
+    logger.exception("slack command failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+    if error.public:
         return messages.ephemeral(
-            f":boom: rlayer could not do that ({type(exc).__name__}): "
-            f"{messages.escape(exc.message)}"
+            f":boom: rlayer could not do that ({type(error).__name__}): "
+            f"{messages.escape(error.message)}"
         )
+    when = f"try again in {error.retry_after} s" if error.retry_after else "try again later"
+    return messages.ephemeral(
+        f":boom: rlayer could not do that just now; {when}. "
+        f"If it keeps failing, quote request id `{request_id()}`."
+    )
 
 
 def _dispatch(command: SlashCommand, *, store: Store, settings: Settings) -> dict[str, Any]:
@@ -68,6 +83,7 @@ def _dispatch(command: SlashCommand, *, store: Store, settings: Settings) -> dic
                 team_id=command.team_id,
                 user_id=command.user_id,
             ),
+            caller=f"slack:{command.team_id}:{command.user_id}",
         )
         bind_build(record.build_id)
         logger.info("slack build", extra={"new_build": created, "user_id": command.user_id})

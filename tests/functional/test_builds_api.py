@@ -221,10 +221,14 @@ def test_failed_start_leaves_a_final_record(
     )
     get_settings.cache_clear()
     status, answer = post(client, {"r_version": "4.4.1"})
-    assert status == 502 and answer["error"] == "UpstreamError"
+    # A 500 that names no internals; the record keeps the reason for whoever looks.
+    assert status == 500 and answer["error"] == "InternalError"
+    assert set(answer) == {"error", "message", "request_id"}
+    assert "StateMachine" not in answer["message"]
     records, _ = store.list_builds(status=BuildStatus.FAILED, limit=10, token=None)
     assert len(records) == 1
     assert records[0].error is not None and records[0].error.step == "StartExecution"
+    assert "StateMachineDoesNotExist" in records[0].error.message
 
 
 def test_log_lines_of_a_build_carry_its_id(client: Client) -> None:

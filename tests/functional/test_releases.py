@@ -442,7 +442,7 @@ def test_a_build_that_cannot_start_leaves_the_release_for_the_next_run(
     [outcome] = result["releases"]
     assert outcome["outcome"] == "retry_next_run"
     assert {f["architecture"] for f in outcome["failures"]} == {"x86_64", "arm64"}
-    assert {f["error_type"] for f in outcome["failures"]} == {"UpstreamError"}
+    assert {f["error_type"] for f in outcome["failures"]} == {"InternalError"}
     assert "4.4.2" not in release_items(store)
 
     monkeypatch.setenv("STATE_MACHINE_ARN", aws["state_machine_arn"])
