@@ -8,6 +8,7 @@ from chalice.app import Chalice, Rate
 
 from chalicelib.api import context
 from chalicelib.api.builds import builds
+from chalicelib.api.openapi import docs
 from chalicelib.api.releases import releases
 from chalicelib.api.responses import with_request_id
 from chalicelib.api.slack import slack
@@ -21,6 +22,7 @@ app.register_blueprint(builds)
 app.register_blueprint(slack)
 app.register_blueprint(subscriptions)
 app.register_blueprint(releases)
+app.register_blueprint(docs)
 
 
 @app.schedule(Rate(schedule_rate_hours(), unit=Rate.HOURS), name="check_releases")

@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
 
 R_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
 MIN_R_VERSION = (4, 0, 0)
@@ -51,6 +52,19 @@ MAX_LAYERS = 8
 MAX_TIMINGS = 16
 # Later requesters remembered per build (each a NotifyTarget of at most ~2.6 KB).
 MAX_WATCHERS = 50
+# Page tokens are base64 of a table key: far shorter than this.
+MAX_TOKEN = 2_048
+# The rules above as the OpenAPI document shows them; the validators below enforce them
+# (with messages naming the rule), so these only describe.
+R_VERSION_SCHEMA: JsonDict = {
+    "pattern": r"^([4-9]|[1-9][0-9]+)\.[0-9]+\.[0-9]+$",
+    "maxLength": MAX_R_VERSION,
+}
+PACKAGE_ENTRY_SCHEMA: JsonDict = {
+    "pattern": r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9](==[0-9]+([.-][0-9]+)+)?$",
+    "maxLength": MAX_PACKAGE_ENTRY,
+}
+PackageEntry = Annotated[str, Field(json_schema_extra=PACKAGE_ENTRY_SCHEMA)]
 PackageName = Annotated[str, StringConstraints(max_length=MAX_PACKAGE_NAME)]
 PackageVersion = Annotated[str, StringConstraints(max_length=MAX_PACKAGE_VERSION)]
 
@@ -208,11 +222,15 @@ class BuildRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    r_version: str = Field(max_length=MAX_R_VERSION)
-    packages: list[str] = Field(default_factory=list, max_length=MAX_PACKAGES)
+    r_version: str = Field(max_length=MAX_R_VERSION, json_schema_extra=R_VERSION_SCHEMA)
+    packages: list[PackageEntry] = Field(
+        default_factory=list, max_length=MAX_PACKAGES, json_schema_extra={"uniqueItems": True}
+    )
     # Lax for the enum only, so Python callers (Slack, scheduler) may pass the plain string.
     architecture: Architecture = Field(default=Architecture.X86_64, strict=False)
-    layer_name: str | None = Field(default=None, max_length=138)
+    layer_name: str | None = Field(
+        default=None, max_length=138, json_schema_extra={"pattern": LAYER_NAME_RE.pattern}
+    )
     description: str | None = Field(default=None, max_length=LAMBDA_DESCRIPTION_MAX)
     force: bool = False
 
@@ -381,13 +399,15 @@ class ListQuery(BaseModel):
 
     status: BuildStatus | None = None
     limit: int = Field(default=20, ge=1, le=100)
-    next: str | None = None
+    next: str | None = Field(default=None, max_length=MAX_TOKEN)
 
 
 class LayersQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    r_version: str | None = None
+    r_version: str | None = Field(
+        default=None, max_length=MAX_R_VERSION, json_schema_extra=R_VERSION_SCHEMA
+    )
     architecture: Architecture | None = None
 
     @field_validator("r_version")

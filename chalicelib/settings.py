@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,7 +26,8 @@ class Settings(BaseSettings):
     api_base_url: str = ""
 
     # Build backend: CodeBuild in AWS, local processes on one machine.
-    build_backend: Literal["codebuild", "local"] = "codebuild"
+    # Any registered backend's name (chalicelib.builders.register_backend).
+    build_backend: str = Field(default="codebuild", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
     codebuild_project_x86_64: str = "rlayer-build-x86_64"
     codebuild_project_arm64: str = "rlayer-build-arm64"
     # Where the R source comes from (CRAN URL template by default) and the package repo.

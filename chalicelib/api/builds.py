@@ -7,6 +7,7 @@ from typing import Any
 from chalice.app import Blueprint, IAMAuthorizer, Response
 
 from chalicelib.api import context
+from chalicelib.api.contract import BuildAccepted, BuildList, BuildPath, Catalog, CatalogEntry
 from chalicelib.api.responses import http_errors, json_response, request_body
 from chalicelib.catalog import proven_builds
 from chalicelib.models import BuildRecord, BuildRequest, BuildStatus, LayersQuery, ListQuery
@@ -27,13 +28,14 @@ def record_view(record: BuildRecord) -> dict[str, Any]:
     return record.model_dump(mode="json", exclude=_HIDDEN)
 
 
-def build_view(record: BuildRecord, base: str) -> dict[str, Any]:
-    return {
-        "build_id": record.build_id,
-        "status": record.status.value,
-        "status_url": f"{base}/builds/{record.build_id}",
-        "execution_arn": record.execution_arn,
-    }
+def build_view(record: BuildRecord, base: str, *, duplicate: bool) -> BuildAccepted:
+    return BuildAccepted(
+        build_id=record.build_id,
+        status=record.status,
+        status_url=f"{base}/builds/{record.build_id}",
+        execution_arn=record.execution_arn,
+        duplicate_of_request=duplicate,
+    )
 
 
 @builds.route("/builds", methods=["POST"], authorizer=iam)
@@ -48,17 +50,16 @@ def create_build() -> Response:
         caller=context.caller(request),
     )
     bind_build(record.build_id)
-    view = build_view(record, context.base_url(request))
-    if not created:
-        view["duplicate_of_request"] = True
+    view = build_view(record, context.base_url(request), duplicate=not created)
     return json_response(view, 202 if created else 200)
 
 
 @builds.route("/builds/{build_id}", methods=["GET"], authorizer=iam)
 @http_errors
 def get_build(build_id: str) -> Response:
-    bind_build(build_id)
-    return json_response(record_view(context.store().get_build(build_id)))
+    path = BuildPath.model_validate({"build_id": build_id})
+    bind_build(path.build_id)
+    return json_response(record_view(context.store().get_build(path.build_id)))
 
 
 @builds.route("/builds", methods=["GET"], authorizer=iam)
@@ -68,27 +69,27 @@ def list_builds() -> Response:
     records, token = context.store().list_builds(
         status=query.status, limit=query.limit, token=query.next
     )
-    return json_response({"builds": [record_view(r) for r in records], "next": token})
+    page = BuildList(builds=records, next=token)
+    return json_response(page.model_dump(mode="json", exclude={"builds": {"__all__": _HIDDEN}}))
 
 
 @builds.route("/layers", methods=["GET"], authorizer=iam)
 @http_errors
 def list_layers() -> Response:
     query = LayersQuery.model_validate(builds.current_request.query_params or {})
-    catalog = []
-    for record in proven_builds(
+    found = proven_builds(
         context.store(), r_version=query.r_version, architecture=query.architecture
-    ):
-        spec = record.spec
-        catalog.append(
-            {
-                "build_id": record.build_id,
-                "r_version": spec.r_version,
-                "architecture": spec.architecture.value,
-                "packages": record.canary.packages if record.canary else {},
-                "layer_arns": [layer.arn for layer in record.layers],
-                "layers": [layer.model_dump(mode="json") for layer in record.layers],
-                "built_at": record.steps.get(BuildStatus.SUCCEEDED.value, record.updated_at),
-            }
-        )
-    return json_response({"layers": catalog})
+    )
+    return json_response(Catalog(layers=[catalog_entry(r) for r in found]))
+
+
+def catalog_entry(record: BuildRecord) -> CatalogEntry:
+    return CatalogEntry(
+        build_id=record.build_id,
+        r_version=record.spec.r_version,
+        architecture=record.spec.architecture,
+        packages=record.canary.packages if record.canary else {},
+        layer_arns=[layer.arn for layer in record.layers],
+        layers=record.layers,
+        built_at=record.steps.get(BuildStatus.SUCCEEDED.value, record.updated_at),
+    )

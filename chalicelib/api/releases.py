@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from chalice.app import Blueprint, IAMAuthorizer, Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api import context
+from chalicelib.api.contract import ReleaseList, ReleasesQuery, ReleaseView, TriggeredBuildView
 from chalicelib.api.responses import http_errors, json_response
 from chalicelib.releases import ReleaseRecord, check_releases, list_releases
 
@@ -16,18 +14,12 @@ releases = Blueprint(__name__)
 iam = IAMAuthorizer()
 
 
-class ReleasesQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    limit: int = Field(default=20, ge=1, le=100)
-    next: str | None = None
-
-
-def release_view(record: ReleaseRecord, base: str) -> dict[str, Any]:
-    view = record.model_dump(mode="json")
-    for build in view["builds"]:
-        build["status_url"] = f"{base}/builds/{build['build_id']}"
-    return view
+def release_view(record: ReleaseRecord, base: str) -> ReleaseView:
+    builds = [
+        TriggeredBuildView(**b.model_dump(), status_url=f"{base}/builds/{b.build_id}")
+        for b in record.builds
+    ]
+    return ReleaseView(**{**record.model_dump(), "builds": builds})
 
 
 @releases.route("/releases", methods=["GET"], authorizer=iam)
@@ -37,7 +29,7 @@ def list_releases_route() -> Response:
     query = ReleasesQuery.model_validate(request.query_params or {})
     records, token = list_releases(context.store(), limit=query.limit, token=query.next)
     base = context.base_url(request)
-    return json_response({"releases": [release_view(r, base) for r in records], "next": token})
+    return json_response(ReleaseList(releases=[release_view(r, base) for r in records], next=token))
 
 
 @releases.route("/releases/check", methods=["POST"], authorizer=iam)

@@ -43,7 +43,16 @@ def with_request_id(request: Request, get_response: Callable[[Request], Response
     rid = bind_request((request.context or {}).get("requestId"))
     response = get_response(request)
     response.headers[REQUEST_ID_HEADER] = rid
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and set(body) == _CHALICE_ERROR:
+        # Chalice's own refusals (405 method, 415 content type) in our error shape.
+        response.body = {"error": body["Code"], "message": body["Message"]}
+        if response.status_code in (400, 415):
+            response.body["field"] = "headers"
     return response
+
+
+_CHALICE_ERROR = {"Code", "Message"}
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from chalice.app import Blueprint, IAMAuthorizer, Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api import context
+from chalicelib.api.contract import SubscriptionList, SubscriptionPath, SubscriptionsQuery
 from chalicelib.api.responses import http_errors, json_response, request_body
 from chalicelib.subscriptions import (
     SubscriptionRequest,
@@ -18,13 +18,6 @@ from chalicelib.subscriptions import (
 subscriptions = Blueprint(__name__)
 # In AWS every route here needs a SigV4-signed request (IAM); Chalice local lets them pass.
 iam = IAMAuthorizer()
-
-
-class SubscriptionsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    limit: int = Field(default=50, ge=1, le=100)
-    next: str | None = None
 
 
 @subscriptions.route("/subscriptions", methods=["POST"], authorizer=iam)
@@ -41,19 +34,19 @@ def create_subscription_route() -> Response:
 def list_subscriptions_route() -> Response:
     query = SubscriptionsQuery.model_validate(subscriptions.current_request.query_params or {})
     found, token = list_subscriptions(context.store(), limit=query.limit, token=query.next)
-    return json_response(
-        {"subscriptions": [s.model_dump(mode="json") for s in found], "next": token}
-    )
+    return json_response(SubscriptionList(subscriptions=found, next=token))
 
 
 @subscriptions.route("/subscriptions/{subscription_id}", methods=["GET"], authorizer=iam)
 @http_errors
 def get_subscription_route(subscription_id: str) -> Response:
-    return json_response(get_subscription(context.store(), subscription_id))
+    path = SubscriptionPath.model_validate({"subscription_id": subscription_id})
+    return json_response(get_subscription(context.store(), path.subscription_id))
 
 
 @subscriptions.route("/subscriptions/{subscription_id}", methods=["DELETE"], authorizer=iam)
 @http_errors
 def delete_subscription_route(subscription_id: str) -> Response:
-    delete_subscription(context.store(), subscription_id)
+    path = SubscriptionPath.model_validate({"subscription_id": subscription_id})
+    delete_subscription(context.store(), path.subscription_id)
     return Response(body="", status_code=204)

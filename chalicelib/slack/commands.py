@@ -15,10 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from chalicelib.errors import RequestInvalidError, request_invalid
-from chalicelib.models import Architecture, BuildRequest, BuildStatus, LayersQuery, ListQuery
+from chalicelib.models import (
+    MAX_NAME,
+    MAX_URL,
+    Architecture,
+    BuildRequest,
+    BuildStatus,
+    LayersQuery,
+    ListQuery,
+)
 from chalicelib.subscriptions import SubscriptionNotify, SubscriptionRequest
 
 Subcommand = Literal[
@@ -43,6 +51,7 @@ _OPTION_ALIASES = {"arch": "architecture", "layer": "layer_name"}
 _ARCHITECTURES = {a.value for a in Architecture}
 # Build ids are Step Functions execution names: at most 80 of these characters.
 _BUILD_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+MAX_SLACK_TEXT = 12_000
 
 
 class SlashCommand(BaseModel):
@@ -50,13 +59,14 @@ class SlashCommand(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    command: str = "/rlayer"
-    text: str = ""
-    team_id: str
-    channel_id: str
-    user_id: str
-    user_name: str | None = None
-    response_url: str | None = None
+    command: str = Field(default="/rlayer", max_length=32)  # Slack's own limit
+    # The whole form is at most 16 KiB (the route's limit): room for 200 pinned packages.
+    text: str = Field(default="", max_length=MAX_SLACK_TEXT)
+    team_id: str = Field(max_length=MAX_NAME)
+    channel_id: str = Field(max_length=MAX_NAME)
+    user_id: str = Field(max_length=MAX_NAME)
+    user_name: str | None = Field(default=None, max_length=MAX_NAME)
+    response_url: str | None = Field(default=None, max_length=MAX_URL)
 
     @field_validator("response_url")
     @classmethod

@@ -12,6 +12,7 @@ from chalicelib.models import (
     MAX_PACKAGES,
     Architecture,
     NotifyTarget,
+    PackageEntry,
     Source,
     parse_packages,
     utcnow,
@@ -50,7 +51,9 @@ class SubscriptionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    packages: list[str] = Field(default_factory=list, max_length=MAX_PACKAGES)
+    packages: list[PackageEntry] = Field(
+        default_factory=list, max_length=MAX_PACKAGES, json_schema_extra={"uniqueItems": True}
+    )
     # Lax for the enum only, so Python callers (Slack) may pass plain strings.
     architectures: list[Annotated[Architecture, Strict(False)]] = Field(
         default_factory=lambda: [Architecture.X86_64], max_length=len(Architecture)
