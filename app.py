@@ -13,7 +13,7 @@ from chalicelib.api.releases import releases
 from chalicelib.api.responses import with_request_id
 from chalicelib.api.slack import slack
 from chalicelib.api.subscriptions import subscriptions
-from chalicelib.observability import logger, metrics, tracer
+from chalicelib.observability import logger, publish_metrics, tracer
 from chalicelib.pipeline import HANDLERS
 from chalicelib.releases import run_release_check, schedule_rate_hours
 
@@ -92,10 +92,7 @@ def observability(event: Any, get_response: Any) -> Any:
         with tracer.provider.in_subsegment(f"## {type(event).__name__}"):
             return get_response(event)
     finally:
-        # Only when there is something: an empty flush warns "No application metrics to
-        # publish" on every event that recorded none (most of them).
-        if metrics.metric_set:
-            metrics.flush_metrics()
+        publish_metrics()
 
 
 @app.middleware("http")

@@ -36,3 +36,12 @@ def request_id() -> str:
     """This request's id: what an error answer shows and every log line of it carries."""
     rid = _request_id.get()
     return rid if rid is not None else bind_request(None)
+
+
+def publish_metrics() -> None:
+    """Flush this event's metrics (none: nothing, rather than Powertools' warning)."""
+    if metrics.metric_set:
+        metrics.flush_metrics()
+    # With POWERTOOLS_METRICS_DISABLED a flush prints nothing and keeps the set, and
+    # Powertools prints it anyway once it holds 100 values: clear it here, every event.
+    metrics.clear_metrics()

@@ -22,6 +22,9 @@ _BY_STATUS: dict[int, type[errors.RLayerError]] = {
     403: errors.ForbiddenError,
     404: errors.NotFoundError,
     409: errors.ConflictError,
+    413: errors.PayloadTooLargeError,
+    429: errors.TooManyBuildsError,
+    503: errors.TransientError,
 }
 
 
@@ -151,6 +154,8 @@ class ApiClient:
         cls = _error_classes().get(str(body.get("error", "")))
         if cls is None:
             cls = _BY_STATUS.get(status, errors.UpstreamError)
+        if body.get("request_id"):
+            message = f"{message} (request id {body['request_id']})"
         field = body.get("field")
         return cls(message, field=str(field) if field else None)
 

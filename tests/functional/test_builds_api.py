@@ -296,3 +296,17 @@ def test_oversized_input_is_refused_naming_the_field_and_leaves_nothing(
     # Nothing written, nothing started.
     assert _table_items(aws) == []
     assert executions(aws["state_machine_arn"]) == []
+
+
+def test_disabled_metrics_never_reach_stdout(
+    client: Client, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Powertools prints a metric set once it holds 100 values, disabled or not; the
+    # middleware clears it after every event, so 101 builds print nothing.
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    monkeypatch.setenv("MAX_BUILDS_PER_CALLER", "0")
+    get_settings.cache_clear()
+    for i in range(101):
+        status, body = post(client, {"r_version": f"4.{i // 10}.{i % 10}"})
+        assert status == 202, (i, body)
+    assert "CloudWatchMetrics" not in capsys.readouterr().out

@@ -252,3 +252,18 @@ def test_the_last_frame_of_a_failed_build_marks_the_step_it_failed_in() -> None:
         ["VALIDATING"],
     ]
     assert lines[-1] == ["FAILED"]
+
+
+def test_a_busy_api_a_limit_and_a_failure_on_its_side_read_plainly() -> None:
+    fake = FakeApi(
+        (429, {"error": "TooManyBuildsError", "message": "you have 5 builds in flight"}),
+        (503, {"error": "TransientError", "message": "the service is busy", "request_id": "r-1"}),
+        (500, {"error": "InternalError", "message": "failed on our side", "request_id": "r-2"}),
+    )
+    client = ApiClient(API, transport=fake)
+    with pytest.raises(errors.TooManyBuildsError, match="5 builds in flight"):
+        client.create_build(BuildRequest(r_version="4.2.2"))
+    with pytest.raises(errors.TransientError, match=r"busy \(request id r-1\)"):
+        client.list_builds()
+    with pytest.raises(errors.InternalError, match=r"our side \(request id r-2\)"):
+        client.layers()
