@@ -26,6 +26,11 @@ BY_STATUS = "by_status"
 
 # The attributes the table adds to a record: never part of the record itself.
 KEY_FIELDS = ("pk", "kind", "created_key")
+# A page token holds the last item's table key and its index's key attributes.
+TOKEN_SHAPES = (
+    frozenset({"pk", "kind", "created_key"}),  # by_time
+    frozenset({"pk", "status", "created_key"}),  # by_status
+)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -95,8 +100,14 @@ def decode_token(token: str | None) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        if not isinstance(data, dict):
-            raise ValueError("not an object")
+        # What encode_token writes: the item's key and an index's key, all strings. Checked
+        # here as DynamoDB refuses any other start key (moto takes it).
+        if (
+            not isinstance(data, dict)
+            or frozenset(data) not in TOKEN_SHAPES
+            or not all(isinstance(v, str) and len(v) <= 1024 for v in data.values())
+        ):
+            raise ValueError("not a key of ours")
         return to_item(data)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise RequestInvalidError("is not a token this API returned", field="next") from exc

@@ -13,6 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.aws.faults import error_code
 from chalicelib.aws.items import (
     BUILD,
     BY_STATUS,
@@ -28,6 +29,7 @@ from chalicelib.aws.session import client
 from chalicelib.errors import (
     ConflictError,
     NotFoundError,
+    RequestInvalidError,
     TransitionRejectedError,
 )
 from chalicelib.models import MAX_WATCHERS, BuildRecord, BuildStatus, NotifyTarget, utcnow
@@ -119,7 +121,14 @@ class Store:
         start = decode_token(token)
         if start:
             args["ExclusiveStartKey"] = start
-        resp = self._ddb.query(**args)
+        try:
+            resp = self._ddb.query(**args)
+        except ClientError as exc:
+            # A token that decodes but is no key of this index (made up, or from another
+            # listing): DynamoDB refuses the start key. The caller's mistake, not ours.
+            if start and error_code(exc) == "ValidationException":
+                raise RequestInvalidError("is not a token this API returned", field="next") from exc
+            raise
         items = [from_item(i) for i in resp.get("Items", [])]
         return items, encode_token(resp.get("LastEvaluatedKey"))
 

@@ -168,3 +168,17 @@ def test_one_throttle_is_retried_by_the_client_and_the_caller_sees_success(
         resp = call(client, "GET", "/builds/{build_id}")
     assert injected.calls == ["GetItem"]
     assert resp.status_code == 404  # the retry reached the table: no such build
+
+
+def test_a_start_key_dynamodb_refuses_is_the_callers_bad_token(
+    client: Client, env: dict[str, Any]
+) -> None:
+    for i in range(3):
+        client.http.post("/builds", headers=JSON, body=json.dumps({"r_version": f"4.3.{i}"}))
+    token = json.loads(client.http.get("/builds?limit=1").body)["next"]
+    with aws_fault("dynamodb", "ValidationException", 400, operation="Query"):
+        with_token = client.http.get(f"/builds?limit=1&next={token}")
+        without = client.http.get("/builds?limit=1")
+    assert with_token.status_code == 400 and json.loads(with_token.body)["field"] == "next"
+    # Without a token the same refusal is ours to explain: a 500 with a request id.
+    assert without.status_code == 500

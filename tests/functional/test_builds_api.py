@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -188,6 +189,10 @@ def test_list_is_newest_first_and_paginates_with_an_opaque_token(
         ("limit=abc", "limit"),
         ("status=DONE", "status"),
         ("next=%21%21", "next"),
+        # Decodes, but is no key of the index: made up, not from this API.
+        ("next=" + base64.urlsafe_b64encode(b'{"pk": "x"}').decode(), "next"),
+        ("next=" + base64.urlsafe_b64encode(b'{"pk": {"a": 1}}').decode(), "next"),
+        ("next=" + "A" * 2049, "next"),
         ("sort=asc", "sort"),
     ],
 )
