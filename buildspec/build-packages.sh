@@ -33,8 +33,9 @@ python3 "$BUILDSPEC_DIR/layerzip.py" zip "$OPT" "$OUT/packages.zip" "$@"
 reused=""
 [ -f "$STATE/runtime.reused" ] && reused="--reused-runtime"
 # shellcheck disable=SC2086 # $reused is empty or one fixed flag
+configure_flags >"$STATE/configure-flags.used"  # the ones this R version was built with
 python3 "$BUILDSPEC_DIR/layerzip.py" manifest "$OUT/packages.zip" packages "$OUT/packages.manifest.json" \
   --recipe-hash "$(cat "$STATE/recipe_hash")" --packages-lib "$OPT/packages/library" \
-  --shared-libs "$STATE/packages-libs.txt" --configure-flags "$BUILDSPEC_DIR/configure-flags.txt" \
+  --shared-libs "$STATE/packages-libs.txt" --configure-flags "$STATE/configure-flags.used" \
   --build-seconds "$(($(now) - started))" $reused
 log "packages layer: $(wc -c <"$OUT/packages.zip") bytes zipped"

@@ -58,9 +58,10 @@ in_opt sh "$BUILDSPEC_DIR/prune.sh" /opt/R /opt/lib
 
 # 6. The zip and its manifest; both go to the cache for the next build with this recipe.
 python3 "$BUILDSPEC_DIR/layerzip.py" zip "$OPT" "$OUT/runtime.zip" bootstrap runtime R lib
+configure_flags >"$STATE/configure-flags.used"  # the ones this R version was built with
 python3 "$BUILDSPEC_DIR/layerzip.py" manifest "$OUT/runtime.zip" runtime "$OUT/runtime.manifest.json" \
   --recipe-hash "$recipe" --packages-lib "$R_HOME_DIR/library" \
-  --shared-libs "$STATE/runtime-libs.txt" --configure-flags "$BUILDSPEC_DIR/configure-flags.txt" \
+  --shared-libs "$STATE/runtime-libs.txt" --configure-flags "$STATE/configure-flags.used" \
   --build-seconds "$(($(now) - started))"
 key="runtime/$RLAYER_R_VERSION-$RLAYER_ARCH-$recipe"
 cache_put "$STATE/runtime-libs.txt" "$key/runtime-libs.txt"

@@ -50,7 +50,7 @@ validate_env() {
   require_var RLAYER_PACKAGES_LAYER_NAME '[A-Za-z0-9_-]{1,140}'
   require_var RLAYER_ARTIFACT_URI '(s3://[a-z0-9][a-z0-9.-]{1,62}(/[A-Za-z0-9_.=/-]*)?|(file://)?/[A-Za-z0-9_.=/+-]*)'
   optional_var RLAYER_PACKAGES "($PKG_RE)( $PKG_RE)*"
-  optional_var R_SOURCE '((https?|file)://|/)[A-Za-z0-9_.~=:/+%-]+'
+  optional_var R_SOURCE '((https?|file)://|/)[A-Za-z0-9_.~=:/+%{}-]+'
   optional_var RLAYER_CRAN_REPO '(https?|file)://[A-Za-z0-9_.~=:/+%-]+'
   optional_var RLAYER_SYSTEM_PACKAGES '[A-Za-z0-9][A-Za-z0-9+_.:-]*( [A-Za-z0-9][A-Za-z0-9+_.:-]*)*'
   optional_var RLAYER_OPT_MODE 'bwrap|direct'
@@ -123,7 +123,35 @@ recipe_hash() {
 os_libs() { python3 "$BUILDSPEC_DIR/layerzip.py" os-libs "$LAMBDA_OS_TABLE" "$RLAYER_TARGET" >"$1"; }
 
 # configure flags, one per line in configure-flags.txt (comments and blank lines skipped).
-configure_flags() { grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$BUILDSPEC_DIR/configure-flags.txt"; }
+# configure_flags: the lines of configure-flags.txt that apply to RLAYER_R_VERSION. A line
+# "[<4.5] --flag" applies below R 4.5 only, "[>=4.5] --flag" from R 4.5 on; others always.
+configure_flags() {
+  grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$BUILDSPEC_DIR/configure-flags.txt" |
+    while IFS= read -r line; do
+      case "$line" in
+        '['*'] '*)
+          guard=${line%%]*}
+          version_applies "${guard#[}" || continue
+          printf '%s\n' "${line#*] }"
+          ;;
+        *) printf '%s\n' "$line" ;;
+      esac
+    done
+}
+
+# version_number X.Y[.Z]: one comparable integer.
+version_number() {
+  printf '%s\n' "$1" | { IFS=. read -r major minor patch; echo $((major * 10000 + minor * 100 + ${patch:-0})); }
+}
+
+# version_applies "<4.5" | ">=4.5": does RLAYER_R_VERSION satisfy it?
+version_applies() {
+  case "$1" in
+    '>='*) [ "$(version_number "$RLAYER_R_VERSION")" -ge "$(version_number "${1#>=}")" ] ;;
+    '<'*) [ "$(version_number "$RLAYER_R_VERSION")" -lt "$(version_number "${1#<}")" ] ;;
+    *) die "configure-flags.txt: unknown version guard [$1]" ;;
+  esac
+}
 
 # The cache: a local directory, or S3 when RLAYER_CACHE_URI is s3:// (CodeBuild). CodeBuild
 # builds default to <artifact bucket>/cache/ so every build of the project shares it.

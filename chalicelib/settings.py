@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     codebuild_project_arm64: str = "rlayer-build-arm64"
     # Where the R source comes from (CRAN URL template by default) and the package repo.
     r_source: str = ""
+    # The R versions this stack can build (comma-separated); empty: any (CRAN has them all).
+    # The local stack lists the ones `make local-sources` prepared.
+    r_versions: str = Field(default="", pattern=r"^[0-9.,]*$")
     cran_repo: str = "https://cloud.r-project.org"
     local_work_dir: str = ""
 
@@ -65,6 +68,9 @@ class Settings(BaseSettings):
     # The first check on an empty table: "current" marks every release in the feed as seen
     # (nothing rebuilt), "none" rebuilds every R >= 4.0.0, "X.Y.Z" marks releases up to it.
     releases_baseline: str = Field(default="current", pattern=r"^(current|none|\d+\.\d+\.\d+)$")
+
+    def buildable_r_versions(self) -> tuple[str, ...]:
+        return tuple(v for v in self.r_versions.split(",") if v)
 
 
 @lru_cache(maxsize=1)

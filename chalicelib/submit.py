@@ -18,6 +18,7 @@ from chalicelib.aws.store import CallerSlot, Store
 from chalicelib.errors import (
     ConflictError,
     NotFoundError,
+    RequestInvalidError,
     TooManyBuildsError,
     TransitionRejectedError,
 )
@@ -59,6 +60,13 @@ def submit_build(
     running build of its spec does not count: it starts nothing.
     """
     spec = request.spec()
+    offered = settings.buildable_r_versions()
+    if offered and spec.r_version not in offered:
+        raise RequestInvalidError(
+            f"r_version: this stack builds R {', '.join(offered)}; {spec.r_version} is not "
+            "among them",
+            field="r_version",
+        )
     for _ in range(_ATTEMPTS):
         stale: str | None = None
         if not request.force:

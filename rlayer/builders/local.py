@@ -225,10 +225,16 @@ class LocalBuildBackend:
         env.setdefault("RLAYER_CACHE_DIR", str(cache_dir()))
         r_source, cran_repo = self.settings.r_source, self.settings.cran_repo
         prepared = local_sources()
-        if not r_source and prepared is not None and prepared.r_version == spec.r_version:
-            # No R source configured, and `make local-sources` prepared this very version:
-            # this machine is offline (that is what the local sources are for).
-            r_source, cran_repo = prepared.r_source, prepared.cran_repo
+        # Each of the two independently: what is configured, else what `make local-sources`
+        # prepared (this machine is offline: that is what they are for), else CRAN.
+        if prepared is not None:
+            if not r_source and prepared.source_for(spec.r_version):
+                r_source = prepared.r_source_template
+            if "cran_repo" not in self.settings.model_fields_set:
+                cran_repo = prepared.repo_for(spec.r_version)
+        # One setting for every version: the local stack's R-{version}.tar, repo-{version}.
+        r_source = r_source.replace("{version}", spec.r_version)
+        cran_repo = cran_repo.replace("{version}", spec.r_version)
         env.update(
             build_environment(
                 build_id,

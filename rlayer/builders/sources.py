@@ -21,9 +21,26 @@ LOCAL_SOURCES_SCRIPT = REPO_ROOT / "scripts" / "local-sources.sh"
 
 
 class LocalSources(BaseModel):
-    r_source: str
+    r_source: str  # the default R's tarball
     cran_repo: str
-    r_version: str
+    r_version: str  # the default R
+    # Every R prepared (the default first), and where each one's tarball is.
+    r_versions: tuple[str, ...]
+    r_source_template: str
+    cran_repo_template: str  # file://.../repo-{version}: each R with packages it can build
+    releases_url: str  # a release feed of exactly these versions (file://)
+
+    def source_for(self, r_version: str) -> str | None:
+        """The tarball of this R, or None when it was not prepared."""
+        if r_version not in self.r_versions:
+            return None
+        return self.r_source_template.replace("{version}", r_version)
+
+    def repo_for(self, r_version: str) -> str:
+        """The repository for this R: its own when prepared, else the default R's."""
+        if r_version not in self.r_versions:
+            return self.cran_repo
+        return self.cran_repo_template.replace("{version}", r_version)
 
 
 def cache_dir() -> Path:
@@ -45,7 +62,7 @@ def _read_env_file(path: Path) -> dict[str, str]:
     for line in path.read_text().splitlines():
         key, sep, value = line.partition("=")
         if sep and key.strip():
-            values[key.strip()] = value.strip()
+            values[key.strip()] = value.strip().strip('"')
     return values
 
 
@@ -60,11 +77,19 @@ def local_sources() -> LocalSources | None:
             r_source=values["R_SOURCE"],
             cran_repo=values["RLAYER_CRAN_REPO"],
             r_version=values["RLAYER_LOCAL_R_VERSION"],
+            r_versions=tuple(values["RLAYER_LOCAL_R_VERSIONS"].split()),
+            r_source_template=values["R_SOURCE_TEMPLATE"],
+            cran_repo_template=values["RLAYER_CRAN_REPO_TEMPLATE"],
+            releases_url=values["RLAYER_LOCAL_RELEASES"],
         )
     except KeyError:
-        return None
+        return None  # written by an older script: `make local-sources` runs it again
     repo_dir = Path(found.cran_repo.removeprefix("file://"))
-    if not Path(found.r_source).is_file() or not (repo_dir / "src/contrib/PACKAGES").is_file():
+    tarballs = [found.source_for(v) or "" for v in found.r_versions]
+    if (
+        not all(Path(t).is_file() for t in tarballs)
+        or not (repo_dir / "src/contrib/PACKAGES").is_file()
+    ):
         return None
     return found
 

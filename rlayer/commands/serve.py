@@ -99,8 +99,13 @@ def _banner(out: Console, stack: LocalStack) -> None:
         out.print(f"package repo    {settings.cran_repo}")
     else:
         out.print("R source        CRAN (run `make local-sources` where CRAN cannot be reached)")
+    offered = settings.buildable_r_versions()
+    if offered:
+        out.print(f"R versions      {', '.join(offered)}")
     api = "" if stack.api_url == options.DEFAULT_API else f" --api {stack.api_url}"
     sources = local_sources()
-    version = sources.r_version if sources and settings.r_source == sources.r_source else "4.4.1"
+    version = (
+        sources.r_version if sources and settings.r_source == sources.r_source_template else "4.4.1"
+    )
     out.print(f"try: rlayer build {version} jsonlite digest{api}", style="bold")
     out.print("Ctrl-C stops everything.", style="dim")

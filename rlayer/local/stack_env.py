@@ -48,9 +48,14 @@ def stack_environment(
     if sources is not None:
         # Where CRAN cannot be reached: R's source and a file:// repository, unless the
         # caller chose their own.
-        if not os.environ.get("R_SOURCE"):
-            env["R_SOURCE"] = sources.r_source
-        if not os.environ.get("CRAN_REPO"):
-            env["CRAN_REPO"] = sources.cran_repo
+        if not (extra.get("R_SOURCE") or os.environ.get("R_SOURCE")):
+            env["R_SOURCE"] = sources.r_source_template
+            # What it can build offline: another R is refused at the request (400).
+            env["R_VERSIONS"] = ",".join(sources.r_versions)
+        if not (extra.get("R_RELEASES_URL") or os.environ.get("R_RELEASES_URL")):
+            # The release check offline: new releases are the versions prepared here.
+            env["R_RELEASES_URL"] = sources.releases_url
+        if not (extra.get("CRAN_REPO") or os.environ.get("CRAN_REPO")):
+            env["CRAN_REPO"] = sources.cran_repo_template
     env.update(extra)
     return env

@@ -315,3 +315,16 @@ def test_disabled_metrics_never_reach_stdout(
         status, body = post(client, {"r_version": f"4.{i // 10}.{i % 10}"})
         assert status == 202, (i, body)
     assert "CloudWatchMetrics" not in capsys.readouterr().out
+
+
+def test_a_stack_that_lists_its_r_versions_refuses_others_at_the_request(
+    client: Client, aws: dict[str, Any], store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("R_VERSIONS", "4.2.2,4.5.0,4.6.1")
+    get_settings.cache_clear()
+    status, answer = post(client, {"r_version": "4.4.1", "packages": ["digest"]})
+    assert status == 400 and answer["field"] == "r_version"
+    assert "4.2.2, 4.5.0, 4.6.1" in answer["message"] and "4.4.1" in answer["message"]
+    assert store.list_builds(status=None, limit=10, token=None)[0] == []
+    assert executions(aws["state_machine_arn"]) == []
+    assert post(client, {"r_version": "4.5.0", "packages": ["digest"]})[0] == 202

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import platform
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,49 @@ def test_the_wrong_architecture_for_this_machine_is_refused(tmp_path: Path) -> N
     done = _source_common(_env(tmp_path, RLAYER_ARCH=other))
     assert done.returncode != 0
     assert f"asks for {other}" in done.stderr
+
+
+def _flags(tmp_path: Path, r_version: str) -> list[str]:
+    script = f'. "{BUILDSPEC.parent}/common.sh"; configure_flags'
+    done = subprocess.run(
+        ["sh", "-c", script, str(BUILDSPEC.parent / "step.sh")],
+        env=_env(tmp_path, RLAYER_R_VERSION=r_version),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("r_version", "blas_in_libr"),
+    [("4.0.0", True), ("4.2.2", True), ("4.4.3", True), ("4.5.0", False), ("4.6.1", False)],
+)
+def test_configure_flags_follow_the_r_version(
+    tmp_path: Path, r_version: str, blas_in_libr: bool
+) -> None:
+    # R 4.5 rewrote its bundled BLAS: built into libR, R.bin no longer links.
+    flags = _flags(tmp_path, r_version)
+    assert ("--disable-BLAS-shlib" in flags) is blas_in_libr
+    assert "--enable-R-shlib" in flags and "--prefix=/opt/R" in flags
+    assert not [f for f in flags if f.startswith("[")]
+
+
+def test_r_source_may_name_the_version(tmp_path: Path) -> None:
+    source = tmp_path / "R-4.5.0.tar"
+    data = b"4.5.0\n"
+    with tarfile.open(source, "w:xz") as tar:  # xz, as Debian ships R 4.6
+        info = tarfile.TarInfo("R-4.5.0/VERSION")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    env = _env(tmp_path, RLAYER_R_VERSION="4.5.0", R_SOURCE=f"{tmp_path}/R-{{version}}.tar")
+    done = subprocess.run(
+        ["sh", str(BUILDSPEC.parent / "fetch-r.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "work/src/R/VERSION").read_text() == "4.5.0\n"

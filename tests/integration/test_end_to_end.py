@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from rich.console import Console
 
 from chalicelib.aws.session import client
 from chalicelib.builders.base import artifact_prefix
-from chalicelib.errors import NotFoundError
+from chalicelib.errors import NotFoundError, RequestInvalidError
 from chalicelib.models import BuildRecord, BuildRequest, BuildStatus
 from chalicelib.pipeline.locations import zip_name
 from rlayer.builders.sources import LocalSources, ensure_local_sources
@@ -174,3 +176,45 @@ def get_bucket() -> str:
 def test_an_unknown_build_is_404(api: ApiClient) -> None:
     with pytest.raises(NotFoundError):
         api.get_build("20990101T000000-00000000")
+
+
+def other_r_versions() -> list[str]:
+    prepared = ensure_local_sources()
+    return [v for v in prepared.r_versions if v != prepared.r_version]
+
+
+@pytest.mark.parametrize("r_version", ["4.5.0", "4.6.1"])
+def test_current_r_builds_and_the_canary_reports_that_very_version(
+    api: ApiClient, sources: LocalSources, built: BuildRecord, r_version: str
+) -> None:
+    assert r_version in other_r_versions(), "make local-sources prepares R 4.5.0 and 4.6.1"
+    # Its own repository: bookworm's jsonlite 1.8.4 no longer installs on R >= 4.4.
+    request = BuildRequest(r_version=r_version, packages=PACKAGES)
+    record = run_to_end(api, request, FIRST_BUILD_TIMEOUT_S)
+    assert record.status is BuildStatus.SUCCEEDED, record.error
+    assert record.canary is not None and record.canary.r_version == r_version
+    index = Path(sources.repo_for(r_version).removeprefix("file://")) / "src/contrib/PACKAGES"
+    versions = dict(
+        re.findall(r"^Package: (\S+)\nVersion: (\S+)$", index.read_text(), flags=re.MULTILINE)
+    )
+    for package in PACKAGES:
+        assert record.canary.packages[package] == versions[package]
+    # R >= 4.5 links libdeflate (not in Lambda's image) and ships its BLAS as a library.
+    body = (
+        client("s3")
+        .get_object(
+            Bucket=get_bucket(), Key=artifact_prefix(record.build_id) + zip_name("runtime")
+        )["Body"]
+        .read()
+    )
+    names = set(zipfile.ZipFile(io.BytesIO(body)).namelist())
+    assert {"lib/libdeflate.so.0", "R/lib/R/lib/libRblas.so"} <= names
+
+
+def test_an_r_the_stack_has_no_source_for_is_refused_at_the_request(
+    api: ApiClient, sources: LocalSources
+) -> None:
+    with pytest.raises(RequestInvalidError) as refused:
+        api.create_build(BuildRequest(r_version="4.4.1", packages=PACKAGES))
+    assert refused.value.field == "r_version"
+    assert ", ".join(sources.r_versions) in refused.value.message
