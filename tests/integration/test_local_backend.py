@@ -147,12 +147,16 @@ def test_prepared_local_sources_serve_their_r_version_when_none_is_configured(
     tmp_path: Path,
 ) -> None:
     sources = tmp_path / "cache/sources"
-    (sources / "repo/src/contrib").mkdir(parents=True)
-    (sources / "repo/src/contrib/PACKAGES").write_text("Package: digest\n")
-    (sources / "R-4.2.2.tar.gz").write_bytes(b"tarball")
+    for repo in ("repo", "repo-4.2.2"):
+        (sources / repo / "src/contrib").mkdir(parents=True)
+        (sources / repo / "src/contrib/PACKAGES").write_text("Package: digest\n")
+    (sources / "R-4.2.2.tar").write_bytes(b"tarball")
     (sources / "env").write_text(
-        f"R_SOURCE={sources}/R-4.2.2.tar.gz\nRLAYER_CRAN_REPO=file://{sources}/repo\n"
-        "RLAYER_LOCAL_R_VERSION=4.2.2\n"
+        f"R_SOURCE={sources}/R-4.2.2.tar\nR_SOURCE_TEMPLATE={sources}/R-{{version}}.tar\n"
+        f"RLAYER_CRAN_REPO=file://{sources}/repo\n"
+        f"RLAYER_CRAN_REPO_TEMPLATE=file://{sources}/repo-{{version}}\n"
+        'RLAYER_LOCAL_R_VERSION=4.2.2\nRLAYER_LOCAL_R_VERSIONS="4.2.2"\n'
+        f"RLAYER_LOCAL_RELEASES=file://{sources}/releases.json\n"
     )
     source = _source(tmp_path, {"build": ["env | sort > $RLAYER_WORK_DIR/env.txt"]})
     backend = _backend(tmp_path, source)
@@ -161,11 +165,13 @@ def test_prepared_local_sources_serve_their_r_version_when_none_is_configured(
     _wait(backend, backend.start_build("b-other", BuildSpec(r_version="4.4.1")))
 
     local = _env_of(tmp_path, "b-local")
-    assert local["R_SOURCE"] == f"{sources}/R-4.2.2.tar.gz"
-    assert local["RLAYER_CRAN_REPO"] == f"file://{sources}/repo"
-    other = _env_of(tmp_path, "b-other")  # another R version: CRAN, as configured
+    assert local["R_SOURCE"] == f"{sources}/R-4.2.2.tar"
+    assert local["RLAYER_CRAN_REPO"] == f"file://{sources}/repo-4.2.2"
+    # Another R version: R from CRAN; the packages still from the prepared repository
+    # (nothing configured either way: each is chosen on its own).
+    other = _env_of(tmp_path, "b-other")
     assert "R_SOURCE" not in other
-    assert other["RLAYER_CRAN_REPO"] == get_settings().cran_repo
+    assert other["RLAYER_CRAN_REPO"] == f"file://{sources}/repo"
 
 
 def test_the_build_runs_the_sources_as_they_were_at_start(tmp_path: Path) -> None:
