@@ -248,9 +248,16 @@ def fuzz_route(
             target.run(case)
         except AssertionError as exc:  # our rules, and one failed schemathesis check
             found.failures.append(f"{method} {path}: {exc}\n{case.as_curl_command()}")
-        except BaseExceptionGroup as group:  # several failed schemathesis checks
-            reasons = "; ".join(str(e).splitlines()[0] for e in group.exceptions)
+        except requests.RequestException as exc:  # no answer in time, a reset connection
+            found.failures.append(f"{method} {path}: {type(exc).__name__}: {exc}")
+        except BaseExceptionGroup as group:  # several failed checks, or a wrapped error
+            reasons = "; ".join(
+                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                for e in group.exceptions
+            )
             found.failures.append(f"{method} {path}: {reasons}\n{case.as_curl_command()}")
+        except Exception as exc:  # anything else that went wrong with this case
+            found.failures.append(f"{method} {path}: {type(exc).__name__}: {exc}")
 
     config = api.config.generation_for(operation=operation)
     for case in api.iter_coverage_cases(
