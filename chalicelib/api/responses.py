@@ -36,6 +36,8 @@ def request_body(raw: bytes | str | None, limit: int = MAX_BODY_BYTES) -> bytes:
 
 
 REQUEST_ID_HEADER = "X-Request-Id"
+# The body of Chalice's own refusals (chalice.app.error_response).
+_CHALICE_ERROR = {"Code", "Message"}
 
 
 def with_request_id(request: Request, get_response: Callable[[Request], Response]) -> Response:
@@ -50,9 +52,6 @@ def with_request_id(request: Request, get_response: Callable[[Request], Response
         if response.status_code in (400, 415):
             response.body["field"] = "headers"
     return response
-
-
-_CHALICE_ERROR = {"Code", "Message"}
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
