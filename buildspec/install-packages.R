@@ -114,6 +114,31 @@ if (length(failed)) {
   if (length(problems)) message(paste0("  ", unique(problems), collapse = "\n"))
   quit(status = 1, save = "no")
 }
+# The layer holds the runtime closure only: what was asked for and its Depends and Imports,
+# recursively. LinkingTo packages (headers: BH, RcppEigen, cpp11, plogr) were needed only
+# to compile; they leave the layer's library now.
+inst <- installed.packages(lib.loc = target, fields = c("Depends", "Imports"))
+field_names <- function(x) {
+  if (is.na(x)) return(character())
+  n <- trimws(sub("\\(.*", "", strsplit(x, ",")[[1]]))
+  n[nzchar(n)]
+}
+keep <- character()
+todo <- names(parsed)
+while (length(todo)) {
+  p <- todo[1]
+  todo <- todo[-1]
+  if (p %in% keep || !p %in% rownames(inst)) next
+  keep <- c(keep, p)
+  todo <- c(todo, setdiff(c(field_names(inst[p, "Depends"]), field_names(inst[p, "Imports"])), keep))
+}
+build_only <- setdiff(rownames(inst), keep)
+if (length(build_only)) {
+  message("rlayer: needed only to compile (LinkingTo), left out of the layer: ",
+    paste(build_only, collapse = ", "))
+  unlink(file.path(target, build_only), recursive = TRUE)
+}
+
 # Reproducible layers: R stamps every installed package with the time of the install (the
 # Built: field of DESCRIPTION and of Meta/package.rds), and R 4.2 ignores SOURCE_DATE_EPOCH
 # for it. Put the zips' fixed time there instead (or SOURCE_DATE_EPOCH when set), so the

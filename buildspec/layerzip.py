@@ -48,6 +48,7 @@ MANIFEST_FIELDS = (
     "needs_glibc",
     "needs_glibcxx",
     "packages",
+    "pulled_in_by",
     "shared_libraries",
     "file_count",
     "zipped_bytes",
@@ -134,6 +135,41 @@ def installed_packages(libraries: Iterable[Path]) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
+def read_dcf(description: Path) -> dict[str, str]:
+    """The fields of one DESCRIPTION, continuation lines joined."""
+    fields: dict[str, str] = {}
+    key = ""
+    for line in description.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line[:1] in (" ", "\t") and key:
+            fields[key] += " " + line.strip()
+        elif ":" in line:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return fields
+
+
+def pulled_in_by(libraries: Iterable[Path], requested: list[str]) -> dict[str, list[str]]:
+    """name -> what put it in the layer: "(requested)" and/or the installed packages whose
+    Depends or Imports name it."""
+    needs: dict[str, list[str]] = {}
+    for lib in libraries:
+        if not lib.is_dir():
+            continue
+        for pkg in sorted(lib.iterdir()):
+            if not (pkg / "DESCRIPTION").is_file():
+                continue
+            fields = read_dcf(pkg / "DESCRIPTION")
+            text = ",".join(fields.get(k, "") for k in ("Depends", "Imports"))
+            for item in text.split(","):
+                name = item.split("(")[0].strip()
+                if name:
+                    needs.setdefault(name, []).append(pkg.name)
+    return {
+        name: (["(requested)"] if name in requested else []) + sorted(needs.get(name, []))
+        for name in installed_packages(libraries)
+    }
+
+
 _VERNEED_RE = re.compile(r"Name: (\S+)\s+Flags:")
 
 
@@ -201,6 +237,7 @@ def manifest(
     reused_runtime: bool,
 ) -> dict[str, object]:
     env = os.environ
+    requested = [p.split("==")[0] for p in env.get("RLAYER_PACKAGES", "").split()]
     with zipfile.ZipFile(zip_path) as zf:
         files = [i for i in zf.infolist() if not i.is_dir()]
     packages = installed_packages(package_libs)
@@ -218,6 +255,7 @@ def manifest(
         "needs_glibc": newest(nodes, "GLIBC_"),
         "needs_glibcxx": newest(nodes, "GLIBCXX_"),
         "packages": packages,
+        "pulled_in_by": pulled_in_by(package_libs, requested) if kind == "packages" else {},
         "shared_libraries": sorted(set(_lines(shared_libs_file))),
         "file_count": len(files),
         "zipped_bytes": zip_path.stat().st_size,

@@ -18,6 +18,7 @@ because Lambda reports an unhandled exception's class name as its ``errorType``.
     │   └── ConfigurationError        settings missing or inconsistent
     ├── UpstreamError            502  an AWS service / feed / build backend failed
     │   ├── FeedError                 the R release feed is down or returned garbage
+    │   ├── PackageIndexError         the package repository's index cannot be read
     │   ├── SlackPostError            a message could not be posted to Slack (logged only)
     │   └── TransientError       503  throttled / transient AWS fault: the ASL retries the
     │                                 task, a route answers 503 with Retry-After
@@ -111,6 +112,11 @@ class UpstreamError(RLayerError):
 
 class FeedError(UpstreamError):
     """The R release feed could not be read or did not parse."""
+
+
+class PackageIndexError(UpstreamError):
+    """The repository's PACKAGES index could not be read (the package checks then wait
+    for the build: see chalicelib.packages)."""
 
 
 class SlackPostError(UpstreamError):

@@ -33,6 +33,8 @@ PACKAGE_VERSION_RE = re.compile(r"^\d+(?:[.-]\d+)+$")
 # two characters of the "r-" prefix every published layer gets.
 LAYER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,138}$")
 MAX_PACKAGES = 200
+# Packages in a layer: those asked for and their dependencies.
+MAX_CLOSURE = 4 * MAX_PACKAGES
 LAMBDA_DESCRIPTION_MAX = 256
 # Field limits. CRAN's longest package names are under 40 characters and its versions
 # under 20; an R version is X.Y.Z. With at most MAX_PACKAGES entries of at most
@@ -304,9 +306,12 @@ class LayerRef(BaseModel):
 
 class CanaryResult(BaseModel):
     r_version: str = Field(max_length=MAX_NAME)
+    # Every package the canary loaded: those asked for and the rest of their closure.
     packages: dict[PackageName, PackageVersion] = Field(
-        default_factory=dict, max_length=MAX_PACKAGES + 1
+        default_factory=dict, max_length=MAX_CLOSURE
     )
+    # The asked-for packages whose compiled code a check ran (the others loaded only).
+    checked: list[PackageName] = Field(default_factory=list, max_length=MAX_PACKAGES)
     init_ms: float | None = None
     duration_ms: float | None = None
     max_memory_mb: int | None = None
@@ -377,6 +382,8 @@ class LayerManifest(BaseModel):
     architecture: Architecture
     recipe_hash: str
     packages: dict[str, str] = Field(default_factory=dict)
+    # What put each package in the layer: "(requested)" and/or the packages importing it.
+    pulled_in_by: dict[str, list[str]] = Field(default_factory=dict)
     shared_libraries: list[str] = Field(default_factory=list)
     file_count: int
     zipped_bytes: int

@@ -32,6 +32,7 @@ from chalicelib.models import (
     utcnow,
 )
 from chalicelib.observability import bind_build, logger, metrics
+from chalicelib.packages import closure_for
 from chalicelib.settings import Settings
 
 # Racing requests re-read after losing the conditional write; a few rounds always settle.
@@ -67,6 +68,9 @@ def submit_build(
             "among them",
             field="r_version",
         )
+    # Unknown packages, unavailable pins, libraries Lambda's OS lacks: refused before any
+    # record exists (a 400 naming ``packages``).
+    closure_for(spec, settings.cran_repo)
     for _ in range(_ATTEMPTS):
         stale: str | None = None
         if not request.force:

@@ -7,8 +7,9 @@
 #                           one per suite of R_SUITES: 4.2.2 (bookworm), 4.5.0 (trixie),
 #                           4.6.1 (forky)
 #   repo-<R version>/       a CRAN-like repository per R, from that R's suite:
-#                           src/contrib/<pkg>_<version>.tar.gz + PACKAGES; repo/ is the
-#                           default R's
+#                           src/contrib/<pkg>_<version>.tar.gz + PACKAGES (with
+#                           SystemRequirements), older suites' versions in Archive/;
+#                           repo/ is the default R's
 #   env                     R_SOURCE (the default R's tarball), R_SOURCE_TEMPLATE
 #                           (R-{version}.tar), RLAYER_LOCAL_R_VERSIONS, RLAYER_CRAN_REPO
 #                           (read by rlayer.builders.sources)
@@ -20,15 +21,29 @@
 # machine's apt configuration is left as it is and no root is needed for this step.
 set -eu
 
-# The suites R's source comes from; the first one's R is the default (its packages build
-# with every R here).
-# SUITE or SUITE:PACKAGE_SUITE: forky's R 4.6.1 takes trixie's packages (forky's jsonlite
-# is listed in its index but not downloadable).
-R_SUITES="${RLAYER_R_SUITES:-bookworm trixie forky:trixie}"
+# The suites R's source comes from; the first one's R is the default.
+R_SUITES="${RLAYER_R_SUITES:-bookworm trixie forky}"
+# The suites packages come from, oldest first (forky's are listed in its index but many do
+# not download).
+PACKAGE_SUITES="${RLAYER_PACKAGE_SUITES:-bookworm trixie}"
+HERE=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 MIRROR="${RLAYER_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 # jsonlite is the runtime loop's dependency; digest and base64enc carry compiled code;
-# R6 is pure R. All are small.
-PACKAGES="${RLAYER_LOCAL_PACKAGES:-r-cran-jsonlite r-cran-digest r-cran-base64enc r-cran-r6}"
+# R6 is pure R. All are small, and the tests' default builds use them.
+BASE_PACKAGES="r-cran-jsonlite r-cran-digest r-cran-base64enc r-cran-r6"
+# A real-world set with its whole runtime and compile-time closure (Depends, Imports,
+# LinkingTo): dplyr's tree, data.table (OpenMP), xml2 (libxml2), curl (libcurl), httr2,
+# RSQLite, stringi (ICU), RPostgreSQL (libpq), yaml, logging, ranger (C++ via Rcpp).
+WORLD_PACKAGES="r-cran-dplyr r-cran-cli r-cran-generics r-cran-glue r-cran-lifecycle
+  r-cran-magrittr r-cran-pillar r-cran-rlang r-cran-tibble r-cran-tidyselect r-cran-vctrs
+  r-cran-fansi r-cran-utf8 r-cran-pkgconfig r-cran-withr r-cran-httr2 r-cran-curl
+  r-cran-openssl r-cran-askpass r-cran-sys r-cran-rappdirs r-cran-xml2 r-cran-rsqlite
+  r-cran-bit64 r-cran-bit r-cran-blob r-cran-dbi r-cran-memoise r-cran-cachem r-cran-fastmap
+  r-cran-plogr r-cran-cpp11 r-cran-rpostgresql r-cran-ranger r-cran-rcpp r-cran-matrix
+  r-cran-lattice r-cran-rcppeigen r-cran-stringi r-cran-data.table r-cran-yaml r-cran-logging"
+PACKAGES=$(echo ${RLAYER_LOCAL_PACKAGES:-$BASE_PACKAGES $WORLD_PACKAGES})
+# Part of the cache check: a changed set rebuilds the repositories.
+PACKAGE_SET=$({ printf '%s\n' "$PACKAGES $PACKAGE_SUITES"; cat "$HERE/select-packages.R"; } | cksum | cut -d' ' -f1)
 
 CACHE="${RLAYER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rlayer}"
 OUT="$CACHE/sources"
@@ -37,6 +52,7 @@ ENV_FILE="$OUT/env"
 if [ -f "$ENV_FILE" ] && [ -f "$OUT/repo/src/contrib/PACKAGES" ]; then
   . "$ENV_FILE"
   if [ -f "$R_SOURCE" ] && [ "${RLAYER_LOCAL_R_SUITES-}" = "$R_SUITES" ] &&
+    [ "${RLAYER_LOCAL_PACKAGE_SET-}" = "$PACKAGE_SET" ] &&
     [ -n "${RLAYER_CRAN_REPO_TEMPLATE-}" ] && [ -n "${RLAYER_LOCAL_RELEASES-}" ]; then
     echo "local sources ready (cached):"
     echo "  --r-source $R_SOURCE"
@@ -81,7 +97,8 @@ fetch_orig() {
     while read -r uri file _size hash; do
       uri=$(echo "$uri" | tr -d "'")
       if [ ! -f "$file" ]; then
-        /usr/lib/apt/apt-helper download-file "$uri" "$file.part" "$hash" >/dev/null
+        /usr/lib/apt/apt-helper -o APT::Sandbox::User="$(id -un)" \
+          download-file "$uri" "$file.part" "$hash" >/dev/null
         mv "$file.part" "$file"
       fi
       echo "$file"
@@ -89,15 +106,19 @@ fetch_orig() {
 }
 
 # Packages: Debian's orig tarballs are CRAN's (some with non-free files removed, +dfsg);
-# repack each CRAN-style as <name>_<version>.tar.gz with the top directory <name>/.
-# build_repo DIR: the packages of the current suite as a CRAN-like repository in DIR.
-build_repo() {
-  contrib="$1/src/contrib"
-  rm -rf "$contrib" "$OUT/unpack"
-  mkdir -p "$contrib"
+# repack each CRAN-style as <name>_<version>.tar.gz with the top directory <name>/, its
+# DESCRIPTION beside it (what select-packages.R reads).
+# unpack_suite: the packages of the current suite, repacked into $OUT/suites/<suite>/.
+# Some listed sources 404 on the mirror: those are left out, said, and taken from another
+# suite.
+unpack_suite() {
+  dest="$OUT/suites/$APT_SUITE"
+  rm -rf "$dest" "$OUT/unpack"
+  mkdir -p "$dest"
+  missing=""
   for src in $PACKAGES; do
-    orig=$(fetch_orig "$src" | head -n 1)
-    [ -n "$orig" ] || { echo "local-sources: no $src source in $APT_SUITE" >&2; exit 1; }
+    orig=$(fetch_orig "$src" 2>/dev/null | head -n 1) || orig=""
+    [ -n "$orig" ] && [ -f "$orig" ] || { missing="$missing ${src#r-cran-}"; continue; }
     mkdir -p "$OUT/unpack/$src"
     tar -C "$OUT/unpack/$src" -xf "$orig"
     desc=$(find "$OUT/unpack/$src" -maxdepth 2 -name DESCRIPTION | head -n 1)
@@ -107,20 +128,25 @@ build_repo() {
     [ -n "$name" ] && [ -n "$version" ] || { echo "local-sources: bad DESCRIPTION in $orig" >&2; exit 1; }
     mkdir -p "$OUT/unpack/pkgs"
     mv "$(dirname "$desc")" "$OUT/unpack/pkgs/$name"
-    tar -C "$OUT/unpack/pkgs" -czf "$contrib/${name}_${version}.tar.gz" "$name"
-    echo "  $name $version"
+    tar -C "$OUT/unpack/pkgs" -czf "$dest/${name}_${version}.tar.gz" "$name"
+    cp "$OUT/unpack/pkgs/$name/DESCRIPTION" "$dest/${name}_${version}.DESCRIPTION"
+    rm -rf "$OUT/unpack"
   done
-  rm -rf "$OUT/unpack"
-  Rscript --vanilla -e 'tools::write_PACKAGES(commandArgs(TRUE)[1], type = "source")' "$contrib"
+  echo "  $(ls "$dest"/*.tar.gz | wc -l) packages from $APT_SUITE${missing:+ (not downloadable:$missing)}"
 }
 
-# Each R with the packages of its own suite: package versions follow what R they need
-# (bookworm's jsonlite 1.8.4 no longer installs on R 4.5, trixie's does).
+for suite in $PACKAGE_SUITES; do
+  use_suite "$suite"
+  echo "local-sources: package sources ($suite)"
+  unpack_suite
+done
+
+# Each R gets a repository of its own: per package the newest version whose Depends: R it
+# satisfies, from any suite (R 4.2.2 takes trixie's dplyr but bookworm's Matrix, since Matrix
+# needs R >= 4.4 from 1.7 on), older satisfiable versions in Archive/.
 r_versions=""
 r_version=""
-for entry in $R_SUITES; do
-  r_suite=${entry%%:*}
-  pkg_suite=${entry#*:}
+for r_suite in $R_SUITES; do
   use_suite "$r_suite"
   echo "local-sources: fetching r-base ($r_suite)"
   r_orig=$(fetch_orig r-base | head -n 1)
@@ -135,9 +161,12 @@ for entry in $R_SUITES; do
   cp "$r_orig" "$OUT/R-$found.tar.tmp"
   mv "$OUT/R-$found.tar.tmp" "$OUT/R-$found.tar"
   echo "  R $found"
-  echo "local-sources: packages for R $found ($pkg_suite)"
-  [ "$pkg_suite" = "$r_suite" ] || use_suite "$pkg_suite"
-  build_repo "$OUT/repo-$found"
+  set --
+  for suite in $PACKAGE_SUITES; do set -- "$@" "$OUT/suites/$suite"; done
+  rm -rf "$OUT/repo-$found.tmp"
+  Rscript --vanilla "$HERE/select-packages.R" "$found" "$OUT/repo-$found.tmp" "$@"
+  rm -rf "$OUT/repo-$found"
+  mv "$OUT/repo-$found.tmp" "$OUT/repo-$found"
   r_versions="${r_versions:+$r_versions }$found"
   [ -n "$r_version" ] || r_version=$found
 done
@@ -158,6 +187,7 @@ RLAYER_CRAN_REPO_TEMPLATE=file://$OUT/repo-{version}
 RLAYER_LOCAL_R_VERSION=$r_version
 RLAYER_LOCAL_R_VERSIONS="$r_versions"
 RLAYER_LOCAL_R_SUITES="$R_SUITES"
+RLAYER_LOCAL_PACKAGE_SET=$PACKAGE_SET
 RLAYER_LOCAL_RELEASES=file://$OUT/releases.json
 EOF
 mv "$ENV_FILE.tmp" "$ENV_FILE"

@@ -11,12 +11,15 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
+from chalicelib.errors import BuildStartError, RequestInvalidError
 from chalicelib.models import BuildSpec
+from chalicelib.packages import closure_for
+from chalicelib.packages.system_libraries import PackageManager
 
 # What a build sees of this repository: the local backend snapshots it, deploy/package.py
 # zips it for CodeBuild (the scripts read the Lambda OS table from chalicelib/).
 BUILD_SOURCE_DIRS = ("buildspec", "runtime")
-BUILD_SOURCE_FILES = ("chalicelib/lambda_os.json",)
+BUILD_SOURCE_FILES = ("chalicelib/lambda_os.json", "chalicelib/system_libraries.json")
 
 
 class BuildState(StrEnum):
@@ -60,6 +63,7 @@ def build_environment(
     artifact_uri: str,
     r_source: str = "",
     cran_repo: str = "",
+    system_packages: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """The variables buildspec/ scripts read. Names are the contract; keep them in step
     with buildspec/buildspec.yml and buildspec/*.sh."""
@@ -80,4 +84,18 @@ def build_environment(
         env["R_SOURCE"] = r_source
     if cran_repo:
         env["RLAYER_CRAN_REPO"] = cran_repo
+    if system_packages:
+        env["RLAYER_SYSTEM_PACKAGES"] = " ".join(system_packages)
     return env
+
+
+def system_packages(spec: BuildSpec, cran_repo: str, manager: PackageManager) -> tuple[str, ...]:
+    """The OS packages (dnf or apt names) the spec's package closure builds against, from
+    the repository's index and system_libraries.json; none when the index cannot be read
+    (a library then missing fails the install, naming it)."""
+    try:
+        closure = closure_for(spec, cran_repo)
+    except RequestInvalidError as exc:
+        # Checked at the request already: the repository changed since.
+        raise BuildStartError(exc.message) from exc
+    return closure.os_packages(manager) if closure is not None else ()

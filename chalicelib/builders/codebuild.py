@@ -11,6 +11,7 @@ from chalicelib.builders.base import (
     BuildState,
     artifact_prefix,
     build_environment,
+    system_packages,
 )
 from chalicelib.models import Architecture, BuildSpec
 from chalicelib.settings import Settings
@@ -48,6 +49,7 @@ class CodeBuildBackend:
             artifact_uri=self.artifact_uri(build_id),
             r_source=self.settings.r_source,
             cran_repo=self.settings.cran_repo,
+            system_packages=system_packages(spec, self.settings.cran_repo, "dnf"),
         )
         return codebuild.start_build(
             self.project(spec.architecture), env, idempotency_token=build_id

@@ -112,9 +112,12 @@ def judge(record: BuildRecord, invocation: lambdas.Invocation) -> CanaryResult:
             )
     report = parse_report(invocation.log_tail)
     timings = payload.get("timings") if isinstance(payload.get("timings"), dict) else {}
+    result = payload.get("result") if isinstance(payload.get("result"), dict) else {}
+    checks = (result or {}).get("checks")
     return CanaryResult(
         r_version=str(r_version),
         packages={str(k): str(v) for k, v in loaded.items()},
+        checked=sorted(str(k) for k in checks) if isinstance(checks, dict) else [],
         init_ms=report["init_ms"],
         duration_ms=report["duration_ms"],
         max_memory_mb=int(report["max_memory_mb"]) if report["max_memory_mb"] else None,

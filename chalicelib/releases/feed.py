@@ -10,21 +10,17 @@ is garbage as a whole, and nothing of it is trusted.
 
 from __future__ import annotations
 
-import http.client
 import re
-import time
-import urllib.error
-import urllib.request
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from chalicelib.errors import FeedError
 from chalicelib.models import MIN_R_VERSION, R_VERSION_RE
+from chalicelib.upstream import read_url
 
 # The real /r-versions answer is ~15 KB; anything this large is not that feed.
 MAX_FEED_BYTES = 1 << 20
-_CHUNK = 64 * 1024
 # R numbered its early releases X.Y (0.60, 1.0); since 1.4.1 always X.Y.Z.
 _ANY_RELEASE_RE = re.compile(r"^\d+\.\d+(?:\.\d+)?$")
 _SCHEMES = ("http", "https", "file")
@@ -96,40 +92,14 @@ def fetch_releases(url: str, timeout_s: float) -> list[Release]:
 
 
 def read_feed(url: str, timeout_s: float) -> bytes:
-    """The feed's body, or FeedError when it is unreachable, slow, failing or too large.
-
-    ``timeout_s`` bounds each wait (connect, each read) and the body as a whole: a server
-    that drips bytes just under the socket timeout is cut off at the deadline too, so a
-    run never waits much more than twice the timeout in total.
-    """
+    """The feed's body, or FeedError when it is unreachable, slow, failing or too large."""
     if urlsplit(url).scheme not in _SCHEMES:
         raise FeedError(f"R_RELEASES_URL must be an http(s) or file URL, got {url!r}")
-    request = urllib.request.Request(
-        url, headers={"Accept": "application/json", "User-Agent": "rlayer-release-check"}
+    return read_url(
+        url,
+        timeout_s=timeout_s,
+        max_bytes=MAX_FEED_BYTES,
+        what="the feed",
+        error=FeedError,
+        accept="application/json",
     )
-    deadline = time.monotonic() + timeout_s
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                if time.monotonic() > deadline:
-                    raise FeedError(f"the feed took longer than {timeout_s:g} s to answer")
-                # read1: at most one socket read, so the deadline is checked between reads.
-                chunk = response.read1(_CHUNK)
-                if not chunk:
-                    return b"".join(chunks)
-                size += len(chunk)
-                if size > MAX_FEED_BYTES:
-                    raise FeedError(f"the feed is larger than {MAX_FEED_BYTES} bytes")
-                chunks.append(chunk)
-    except urllib.error.HTTPError as exc:
-        raise FeedError(f"the feed answered HTTP {exc.code}") from exc
-    except TimeoutError as exc:
-        raise FeedError(f"the feed did not answer within {timeout_s:g} s") from exc
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, TimeoutError):
-            raise FeedError(f"the feed did not answer within {timeout_s:g} s") from exc
-        raise FeedError(f"the feed could not be reached: {exc.reason}") from exc
-    except (OSError, http.client.HTTPException) as exc:  # timeouts, resets, bad responses
-        raise FeedError(f"the feed could not be read: {exc or type(exc).__name__}") from exc

@@ -45,6 +45,7 @@ from chalicelib.builders.base import (
     BuildState,
     artifact_prefix,
     build_environment,
+    system_packages,
 )
 from chalicelib.errors import BuildStartError, NotFoundError
 from chalicelib.models import BuildSpec, utcnow
@@ -242,6 +243,8 @@ class LocalBuildBackend:
                 artifact_uri=artifact_location,
                 r_source=r_source,
                 cran_repo=cran_repo,
+                # The build root is Debian: apt's names (a root per package list).
+                system_packages=system_packages(spec, cran_repo, "apt"),
             )
         )
         env["RLAYER_WORK_DIR"] = str(build_dir / "work")

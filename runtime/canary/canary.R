@@ -3,11 +3,15 @@
 # Event:    {"expected_r_version": "4.2.2", "packages": ["jsonlite", "digest"]}
 # Response: {"r_version": "4.2.2", "packages": {"jsonlite": "1.8.4", ...}, "failed": {},
 #            "environment": {"locale": "C.UTF-8", "iconv": true},
-#            "result": {...}, "timings": {"load_ms": ..., "compute_ms": ...}}
+#            "result": {..., "checks": {"digest": "..."}},
+#            "timings": {"load_ms": ..., "compute_ms": ...}}
 #
 # It fails (an R error of class "CanaryError", so the invoke has a FunctionError) when R is
-# not the expected version or any package does not load. Loading is loadNamespace(): it
-# runs each package's shared object, which is what a missing system library breaks.
+# not the expected version, any package asked for or installed in the packages layer (the
+# whole closure) does not load, or the check of an asked-for package fails. Loading is
+# loadNamespace(): it runs each package's shared object, which is what a missing system
+# library breaks; the checks (CHECKS below) then run each package's compiled code. A
+# package without a check is proven by loading only.
 # Base R only (the runtime starts R with only base attached), plus what it is asked to load.
 
 canary_fail <- function(message) {
@@ -17,8 +21,85 @@ canary_fail <- function(message) {
 
 now_ms <- function() as.numeric(Sys.time()) * 1000
 
+# One small call per package that runs its compiled code (or, for pure-R packages, its main
+# entry point); each returns TRUE when the answer is right.
+CHECKS <- list(
+  base64enc = function() base64enc::base64encode(charToRaw("rlayer")) == "cmxheWVy",
+  cli = function() cli::ansi_nchar("abc") == 3L,
+  curl = function() nzchar(curl::curl_version()$version) && curl::curl_escape("a b") == "a%20b",
+  data.table = function() {
+    dt <- data.table::fread(text = "a,b\n1,2\n3,4")
+    nrow(dt) == 2L && sum(dt$b) == 6L && data.table::getDTthreads() >= 1L
+  },
+  DBI = function() inherits(DBI::SQL("SELECT 1"), "SQL"),
+  digest = function() {
+    digest::digest("rlayer", algo = "sha256", serialize = FALSE) ==
+      "3ebb9b5f8d78b5a66d8494579e20c38b6ebfc0ec21b5553e9803ee0d3d840bea"
+  },
+  dplyr = function() {
+    d <- data.frame(g = c(1, 1, 2), x = c(1, 2, 3))
+    s <- dplyr::summarise(dplyr::group_by(d, g), total = sum(x), n = dplyr::n())
+    nrow(s) == 2L && identical(s$total, c(3, 3))
+  },
+  httr2 = function() httr2::url_parse("https://example.com/a?b=1")$hostname == "example.com",
+  jsonlite = function() {
+    doc <- list(id = 1:3, name = c("a", "b", "c"))
+    back <- jsonlite::fromJSON(jsonlite::toJSON(doc))
+    identical(back$id, doc$id) && identical(back$name, doc$name)
+  },
+  logging = function() inherits(logging::getLogger("rlayer"), "Logger"),
+  Matrix = function() Matrix::nnzero(Matrix::sparseMatrix(i = 1:3, j = 1:3, x = 1)) == 3L,
+  openssl = function() nchar(as.character(openssl::sha256("rlayer"))) == 64L,
+  R6 = function() R6::R6Class("C", public = list(v = 1))$new()$v == 1,
+  ranger = function() {
+    d <- data.frame(y = factor(rep(c("a", "b"), 20)), x = rep(c(0, 1), 20) + seq(0, 0.1, length.out = 40))
+    fit <- ranger::ranger(y ~ x, data = d, num.trees = 20, seed = 1, num.threads = 1)
+    fit$num.trees == 20L && fit$prediction.error < 0.2
+  },
+  rlang = function() rlang::is_string("a"),
+  RPostgreSQL = function() inherits(DBI::dbDriver("PostgreSQL"), "PostgreSQLDriver"),
+  RSQLite = function() {
+    con <- DBI::dbConnect(RSQLite::SQLite(), ":memory:")
+    on.exit(DBI::dbDisconnect(con))
+    DBI::dbWriteTable(con, "t", data.frame(x = 1:3))
+    DBI::dbGetQuery(con, "SELECT SUM(x) AS s FROM t")$s == 6L
+  },
+  stringi = function() {
+    identical(stringi::stri_sort(c("b", "C", "a"), locale = "en_US"), c("a", "b", "C")) &&
+      stringi::stri_trans_toupper("stra\u00dfe", locale = "de") == "STRASSE"
+  },
+  tibble = function() nrow(tibble::tibble(x = 1:2)) == 2L,
+  vctrs = function() vctrs::vec_size(1:3) == 3L,
+  xml2 = function() {
+    doc <- xml2::read_xml("<a><b>hi</b></a>")
+    xml2::xml_text(xml2::xml_find_first(doc, "//b")) == "hi"
+  },
+  yaml = function() identical(yaml::yaml.load("a: [1, 2]")$a, c(1L, 2L))
+)
+
+# The packages installed in the packages layer (the first of R_LIBS): the whole closure.
+layer_packages <- function() {
+  lib <- strsplit(Sys.getenv("R_LIBS"), ":", fixed = TRUE)[[1]][1]
+  if (is.na(lib) || !dir.exists(lib)) return(character())
+  basename(dirname(Sys.glob(file.path(lib, "*", "DESCRIPTION"))))
+}
+
+# The check of each asked-for package that has one: name -> TRUE, or a CanaryError.
+run_checks <- function(requested) {
+  out <- list()
+  for (pkg in intersect(requested, names(CHECKS))) {
+    ok <- tryCatch(isTRUE(CHECKS[[pkg]]()), error = function(e) conditionMessage(e))
+    if (!isTRUE(ok)) {
+      canary_fail(sprintf("the %s check failed: %s", pkg,
+        if (is.character(ok)) ok else "wrong answer"))
+    }
+    out[[pkg]] <- TRUE
+  }
+  out
+}
+
 # A small computation that touches R's numerics, LAPACK (solve), and the packages asked for.
-compute <- function(loaded) {
+compute <- function(loaded, requested = character()) {
   a <- matrix(c(4, 2, 0, 2, 5, 1, 0, 1, 3), nrow = 3L)
   b <- c(2, 1, 3)
   x <- solve(a, b)
@@ -35,6 +116,7 @@ compute <- function(loaded) {
   if ("digest" %in% loaded) {
     result$sha256 <- digest::digest("rlayer", algo = "sha256", serialize = FALSE)
   }
+  result$checks <- run_checks(requested)
   result
 }
 
@@ -65,7 +147,8 @@ handler <- function(event) {
   started <- now_ms()
   packages <- structure(list(), names = character())
   failed <- structure(list(), names = character())
-  for (pkg in as.character(unlist(event$packages))) {
+  requested <- as.character(unlist(event$packages))
+  for (pkg in unique(c(requested, layer_packages()))) {
     version <- tryCatch({
       suppressPackageStartupMessages(loadNamespace(pkg))
       unname(getNamespaceVersion(pkg))
@@ -89,7 +172,7 @@ handler <- function(event) {
   # (LAPACK's lapack.so needs libgfortran): the failure names it.
   warned <- character()
   result <- withCallingHandlers(
-    tryCatch(compute(names(packages)), error = function(e) {
+    tryCatch(compute(names(packages), requested), error = function(e) {
       canary_fail(paste(c(conditionMessage(e), warned), collapse = ": "))
     }),
     warning = function(w) {

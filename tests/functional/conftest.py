@@ -39,6 +39,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         monkeypatch.setenv("TABLE_NAME", TABLE)
         monkeypatch.setenv("ARTIFACT_BUCKET", BUCKET)
         monkeypatch.setenv("STATE_MACHINE_ARN", sm)
+        # No package index to read: the API's package checks are left to the build (the
+        # tests of those checks name a repository of their own).
+        monkeypatch.setenv("CRAN_REPO", "file:///nonexistent/rlayer-test-repo")
         yield {"state_machine_arn": sm, "table": TABLE, "bucket": BUCKET}
 
 

@@ -11,6 +11,7 @@ from chalicelib.aws.items import BUILD, to_item
 from chalicelib.models import (
     MAX_ERROR_TEXT,
     MAX_LAYERS,
+    MAX_CLOSURE,
     MAX_PACKAGES,
     MAX_URL,
     MAX_WATCHERS,
@@ -58,7 +59,8 @@ def _largest_record() -> BuildRecord:
         layers=[layer] * MAX_LAYERS,
         canary=CanaryResult(
             r_version="4.4.1",
-            packages={f"p{i:03d}" + "x" * 60: "1." * 15 + "1" for i in range(MAX_PACKAGES + 1)},
+            packages={f"p{i:03d}" + "x" * 60: "1." * 15 + "1" for i in range(MAX_CLOSURE)},
+            checked=[f"p{i:03d}" + "x" * 60 for i in range(MAX_PACKAGES)],
             timings={f"t{i}" + "x" * 100: 1.0 for i in range(16)},
         ),
         error=ErrorInfo(step="s" * 500, error_type="E" * 500, message="m" * 10**6),
