@@ -118,6 +118,8 @@ if (length(failed)) {
 # recursively. LinkingTo packages (headers: BH, RcppEigen, cpp11, plogr) were needed only
 # to compile; they leave the layer's library now.
 inst <- installed.packages(lib.loc = target, fields = c("Depends", "Imports"))
+# R's own packages (the runtime layer installs into R's library) are never candidates.
+inst <- inst[is.na(inst[, "Priority"]) | inst[, "Priority"] != "base", , drop = FALSE]
 field_names <- function(x) {
   if (is.na(x)) return(character())
   n <- trimws(sub("\\(.*", "", strsplit(x, ",")[[1]]))

@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "layers",
     "build_layer",
     "invoke",
+    "shell",
 )
 
 

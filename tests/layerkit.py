@@ -160,11 +160,6 @@ def built_runtime() -> tuple[list[Entry], LayerManifest, bytes]:
     return entries, manifest, data
 
 
-def built_jsonlite() -> str:
-    """The jsonlite version the built runtime layer holds (what local sources fetched)."""
-    return built_runtime()[1].packages["jsonlite"]
-
-
 def host_package(name: str) -> list[Entry]:
     """An installed package of the host, for the packages layer's site library."""
     return _tree(HOST_SITE_LIBRARY / name, f"packages/library/{name}/")
@@ -281,7 +276,7 @@ class Artifacts:
                     versions[pkg.name] = broken[pkg.name]
                 else:
                     entries += host_package(pkg.name)
-                    versions[pkg.name] = _host_version(pkg.name)
+                    versions[pkg.name] = host_version(pkg.name)
             layers.append(Layer("packages", entries, packages=versions))
         return cls(spec, layers)
 
@@ -326,7 +321,8 @@ class Artifacts:
         return directory
 
 
-def _host_version(name: str) -> str:
+def host_version(name: str) -> str:
+    """The version of a package in the host R's site library (what host layers carry)."""
     for line in (HOST_SITE_LIBRARY / name / "DESCRIPTION").read_text().splitlines():
         if line.startswith("Version:"):
             return line.split(":", 1)[1].strip()

@@ -104,12 +104,14 @@ def run(args: argparse.Namespace) -> int:
         err.print("stopped", markup=False)
         return EXIT_INTERRUPTED
 
-    if not args.keep_work:
-        backend.cleanup(ref)  # the log stays
     if progress.state is not BuildState.SUCCEEDED:
+        # The work stays: its /opt and sources are what one debugs with.
         err.print(f"build failed: {progress.reason}", markup=False)
         err.print(f"full log: {backend.log_path(ref)}", markup=False)
+        err.print(f"debug it: rlayer shell {ref}", markup=False)
         return options.EXIT_FAILED
+    if not args.keep_work:
+        backend.cleanup(ref)  # the log stays
 
     assert progress.artifact_location is not None
     source_dir = Path(progress.artifact_location)

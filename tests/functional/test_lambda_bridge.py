@@ -20,7 +20,7 @@ from moto import mock_aws
 from chalicelib.errors import ArtifactInvalidError, ConfigurationError
 from chalicelib.models import BuildSpec
 from rlayer.local.lambda_bridge import LambdaBridge
-from tests.layerkit import HOST_R_VERSION, Artifacts, built_jsonlite
+from tests.layerkit import HOST_R_VERSION, Artifacts, host_version
 
 REGION = "us-east-1"
 CANARY = Path(__file__).resolve().parents[2] / "runtime" / "canary" / "canary.R"
@@ -166,7 +166,7 @@ def test_a_provided_runtime_runs_for_real_and_stays_warm(lam: Any) -> None:
         )
         _, resp3 = _invoke(lam, "canary", event)
     assert first["r_version"] == HOST_R_VERSION
-    assert first["packages"] == {"jsonlite": built_jsonlite()}
+    assert first["packages"] == {"jsonlite": host_version("jsonlite")}
     assert first["result"]["json_roundtrip"] is True
     assert second["packages"] == first["packages"]
     assert "Init Duration" in _report(resp1)

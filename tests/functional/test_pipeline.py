@@ -15,7 +15,7 @@ from chalicelib.pipeline import notify, runtimes
 from chalicelib.pipeline.publish import PACKAGES_LICENSE, R_LICENSE
 from chalicelib.pipeline.task import build_marker
 from tests.functional.pipeline_harness import FakeBackend, Pipeline, Throttle, pipeline_stack
-from tests.layerkit import HOST_R_VERSION, Artifacts, built_jsonlite
+from tests.layerkit import HOST_R_VERSION, Artifacts, host_version
 
 SUCCEEDED = BuildState.SUCCEEDED
 
@@ -69,7 +69,7 @@ def test_a_build_goes_all_the_way_and_is_proven_by_the_canary(
     # The canary ran R in the sandbox with the published layers and loaded the package.
     assert record.canary is not None
     assert record.canary.r_version == HOST_R_VERSION
-    assert record.canary.packages == {"jsonlite": built_jsonlite()}
+    assert record.canary.packages == {"jsonlite": host_version("jsonlite")}
     assert record.canary.init_ms and record.canary.init_ms > 0
     assert record.canary.duration_ms and record.canary.duration_ms > 0
     assert record.canary.max_memory_mb and record.canary.max_memory_mb > 10
@@ -90,7 +90,8 @@ def test_a_build_goes_all_the_way_and_is_proven_by_the_canary(
         assert version["Description"].endswith(build_marker(record.build_id))
         assert HOST_R_VERSION in version["Description"]
         assert layer["reused"] is False
-    assert f"jsonlite {built_jsonlite()}" in _version(pipeline, packages["arn"])["Description"]
+    jsonlite = host_version("jsonlite")
+    assert f"jsonlite {jsonlite}" in _version(pipeline, packages["arn"])["Description"]
     # The proven runtime is remembered for reuse.
     proven = runtimes.get_proven(pipeline.store, HOST_R_VERSION, spec.architecture)
     assert (

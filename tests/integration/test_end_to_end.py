@@ -21,7 +21,7 @@ from rich.console import Console
 from chalicelib.aws.session import client
 from chalicelib.builders.base import artifact_prefix
 from chalicelib.errors import NotFoundError, RequestInvalidError
-from chalicelib.models import BuildRecord, BuildRequest, BuildStatus
+from chalicelib.models import BuildRecord, BuildRequest, BuildStatus, LayerManifest
 from chalicelib.pipeline.locations import zip_name
 from rlayer.builders.sources import LocalSources, ensure_local_sources
 from rlayer.client import ApiClient
@@ -133,27 +133,17 @@ def test_the_same_spec_again_answers_with_the_first_build(
     )
 
 
-def test_a_package_not_in_the_repository_fails_with_rs_error_and_publishes_nothing(
+def test_a_package_not_in_the_repository_is_refused_at_the_request_and_nothing_starts(
     api: ApiClient, built: BuildRecord
 ) -> None:
-    before = published_versions()
+    before = (published_versions(), [b.build_id for b in api.list_builds(limit=100).builds])
     request = BuildRequest(r_version=built.spec.r_version, packages=["jsonlite", "nosuchpkg"])
-    failed = run_to_end(api, request, BUILD_TIMEOUT_S)
-    assert failed.status is BuildStatus.FAILED
-    assert failed.error is not None
-    assert (failed.error.step, failed.error.error_type) == ("CheckBuild", "BuildFailedError")
-    # R's own words from the install, not only "exit status 1".
-    assert "package 'nosuchpkg' is not available" in failed.error.message
-    assert failed.layers == [] and failed.canary is None
-    # Not a single layer version appeared in Lambda: only the first build's are there.
-    assert (
-        published_versions()
-        == before
-        == {
-            built.spec.runtime_layer_name: [1],
-            built.spec.packages_layer_name: [1],
-        }
-    )
+    with pytest.raises(RequestInvalidError) as refused:
+        api.create_build(request)
+    assert refused.value.field == "packages"
+    assert "'nosuchpkg' is not in the repository" in refused.value.message
+    # Neither a record nor a layer version appeared.
+    assert (published_versions(), [b.build_id for b in api.list_builds(limit=100).builds]) == before
 
 
 def published_versions() -> dict[str, list[int]]:
@@ -218,3 +208,24 @@ def test_an_r_the_stack_has_no_source_for_is_refused_at_the_request(
         api.create_build(BuildRequest(r_version="4.4.1", packages=PACKAGES))
     assert refused.value.field == "r_version"
     assert ", ".join(sources.r_versions) in refused.value.message
+
+
+def test_a_package_linking_a_system_library_builds_on_current_r_and_passes_its_check(
+    api: ApiClient, sources: LocalSources, built: BuildRecord
+) -> None:
+    # xml2 links libxml2: the build root gets libxml2-dev (system_libraries.json), the
+    # closure step bundles libxml2 (Lambda's image has none), the canary parses XML with it.
+    request = BuildRequest(r_version="4.5.0", packages=["xml2"])
+    record = run_to_end(api, request, FIRST_BUILD_TIMEOUT_S)
+    assert record.status is BuildStatus.SUCCEEDED, record.error
+    assert record.canary is not None and record.canary.r_version == "4.5.0"
+    assert record.canary.checked == ["xml2"]
+    # The whole runtime closure loaded: xml2 imports cli and rlang.
+    assert {"xml2", "cli", "rlang"} <= set(record.canary.packages)
+    key = artifact_prefix(record.build_id) + "packages.manifest.json"
+    manifest = LayerManifest.model_validate_json(
+        client("s3").get_object(Bucket=get_bucket(), Key=key)["Body"].read()
+    )
+    assert manifest.pulled_in_by["xml2"] == ["(requested)"]
+    assert {"cli", "xml2"} <= set(manifest.pulled_in_by["rlang"])
+    assert "libxml2.so.2" in manifest.shared_libraries

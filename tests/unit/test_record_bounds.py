@@ -9,9 +9,9 @@ from pydantic import ValidationError
 
 from chalicelib.aws.items import BUILD, to_item
 from chalicelib.models import (
+    MAX_CLOSURE,
     MAX_ERROR_TEXT,
     MAX_LAYERS,
-    MAX_CLOSURE,
     MAX_PACKAGES,
     MAX_URL,
     MAX_WATCHERS,
