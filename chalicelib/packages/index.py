@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import BaseModel, ConfigDict
 
 from chalicelib.errors import PackageIndexError
+from chalicelib.packages.dcf import parse_paragraphs
 from chalicelib.upstream import read_url
 
 INDEX_TTL_S = 900.0
@@ -132,38 +133,15 @@ def parse_requirements(text: str | None) -> tuple[Requirement, ...]:
         return ()
     found = []
     for item in text.split(","):
-        match = _DEP_RE.match(item.replace("\n", " "))
+        match = _DEP_RE.match(item)
         if match:
             found.append(Requirement(name=match[1], op=match[2], version=match[3]))
     return tuple(found)
 
 
-def parse_dcf(text: str) -> list[dict[str, str]]:
-    """Paragraphs of a Debian-control-format file (R's read.dcf). Written here: the format
-    is ten lines of rules, and python-debian would add a GPL dependency to the Lambda bundle
-    for it."""
-    records: list[dict[str, str]] = []
-    current: dict[str, str] = {}
-    key = ""
-    for line in text.splitlines():
-        if not line.strip():
-            if current:
-                records.append(current)
-            current, key = {}, ""
-        elif line[0] in " \t" and key:
-            current[key] += "\n" + line.strip()
-        elif ":" in line:
-            key, _, value = line.partition(":")
-            key = key.strip()
-            current[key] = value.strip()
-    if current:
-        records.append(current)
-    return records
-
-
 def parse_index(url: str, text: str, archived: dict[str, tuple[str, ...]] | None) -> PackageIndex:
     packages: dict[str, IndexEntry] = {}
-    for record in parse_dcf(text):
+    for record in parse_paragraphs(text):
         name, version = record.get("Package"), record.get("Version")
         if not name or not version:
             continue

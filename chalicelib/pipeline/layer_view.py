@@ -11,6 +11,7 @@ import zlib
 from typing import Literal, Protocol
 
 from chalicelib.models import LayerManifest
+from chalicelib.packages.dcf import parse_dcf
 
 Kind = Literal["runtime", "packages"]
 R_LIBRARY = "R/lib/R/library/"
@@ -42,19 +43,3 @@ def read_description(layer: LayerView, path: str) -> dict[str, str] | None:
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError):
         return None  # reported by the integrity check
     return parse_dcf(raw.decode("utf-8", "replace"))
-
-
-def parse_dcf(text: str) -> dict[str, str]:
-    """R's DESCRIPTION format (Debian control): ``Field: value`` plus indented continuation
-    lines. Hand-written: the format is four lines of logic and no library covers it without
-    pulling in Debian tooling."""
-    fields: dict[str, str] = {}
-    key: str | None = None
-    for line in text.splitlines():
-        if line[:1] in (" ", "\t") and key is not None:
-            fields[key] += " " + line.strip()
-        elif ":" in line:
-            key, _, value = line.partition(":")
-            key = key.strip()
-            fields[key] = value.strip()
-    return fields

@@ -48,7 +48,13 @@ def register(subparsers: Any) -> None:
 
 @options.reports_errors
 def run(args: argparse.Namespace) -> int:
-    command = [c for c in args.command if c != "--"] or [SHELL]
+    command = [c for c in args.command if c != "--"]
+    if args.r_version and args.build_id:
+        # argparse hands the first word after "--" to the optional BUILD_ID; with
+        # --r-version there is no build, so it is the command's.
+        command.insert(0, args.build_id)
+        args.build_id = None
+    command = command or [SHELL]
     if args.build_id:
         return _in_build(args.build_id, args.work_root, command)
     return _fresh(args.r_version, command)
@@ -119,7 +125,13 @@ def _fresh(r_version: str | None, command: list[str]) -> int:
         subprocess.run(["unzip", "-q", str(cached[-1]), "-d", str(opt)], check=True)
         prefix = buildroot.bwrap_prefix(root.path, writable=[Path(scratch)], readable=[], opt=opt)
         print(f"rlayer shell: R {r_version} ({cached[-1].parent.name}) in {root.identity}")
-        return _run(prefix, {"RLAYER_SHELL": r_version}, Path(scratch), command)
+        # As the layer's bootstrap sets them: R_HOME, and the layer's libraries first.
+        env = {
+            "RLAYER_SHELL": r_version,
+            "R_HOME": "/opt/R/lib/R",
+            "LD_LIBRARY_PATH": "/opt/lib:/opt/R/lib/R/lib",
+        }
+        return _run(prefix, env, Path(scratch), command)
 
 
 def _run(prefix: list[str], env: dict[str, str], cwd: Path, command: list[str]) -> int:

@@ -23,8 +23,9 @@ from pathlib import Path
 import pytest
 
 from chalicelib.builders.base import BuildProgress, BuildState
+from chalicelib.errors import BuildStartError
 from chalicelib.models import Architecture, BuildSpec, LayerManifest
-from chalicelib.pipeline.layer_view import parse_dcf
+from chalicelib.packages.dcf import parse_dcf
 from chalicelib.settings import get_settings
 from rlayer.builders.buildspec import BUILDSPEC
 from rlayer.builders.local import LocalBuildBackend
@@ -297,16 +298,94 @@ def test_the_same_request_again_gives_a_byte_identical_packages_layer(
 
 
 # -- failures ------------------------------------------------------------------------------
-def test_a_package_that_cannot_be_installed_fails_the_build_with_rs_error(
+def test_a_package_not_in_the_repository_is_refused_before_the_build_starts(
     backend: LocalBuildBackend, first: Built
 ) -> None:
     spec = BuildSpec(r_version=R_VERSION, architecture=ARCH, packages=["digest", "notonthisrepo"])
-    built = _build(backend, "it-missing-pkg", spec)
-    assert built.progress.state is BuildState.FAILED
-    reason = built.progress.reason or ""
-    assert "build-packages.sh" in reason
-    assert "package 'notonthisrepo' is not available" in reason
-    assert not (built.dir / "packages.zip").exists()
+    with pytest.raises(BuildStartError, match="'notonthisrepo' is not in the repository"):
+        backend.start_build("it-missing-pkg", spec)
+    assert not backend.work_root.joinpath("it-missing-pkg").exists()
+
+
+def broken_repo(sources: LocalSources, into: Path) -> str:
+    """A repository of jsonlite (the runtime's) and 'broken', whose C code does not compile."""
+    contrib = into / "src" / "contrib"
+    contrib.mkdir(parents=True)
+    source = Path(sources.cran_repo.removeprefix("file://")) / "src" / "contrib"
+    for tarball in source.glob("jsonlite_*.tar.gz"):
+        (contrib / tarball.name).write_bytes(tarball.read_bytes())
+    pkg = into / "pkg" / "broken"
+    (pkg / "src").mkdir(parents=True)
+    (pkg / "DESCRIPTION").write_text(
+        "Package: broken\nVersion: 1.0\nTitle: Broken\nDescription: Does not compile.\n"
+        "License: MIT\nAuthor: rlayer\nMaintainer: rlayer <rlayer@example.com>\n"
+    )
+    (pkg / "NAMESPACE").write_text("")
+    (pkg / "src" / "broken.c").write_text("this is not C;\n")
+    subprocess.run(
+        ["tar", "-czf", str(contrib / "broken_1.0.tar.gz"), "-C", str(pkg.parent), "broken"],
+        check=True,
+    )
+    subprocess.run(
+        [
+            "Rscript",
+            "--vanilla",
+            "-e",
+            "tools::write_PACKAGES(commandArgs(TRUE)[1], type = 'source')",
+            str(contrib),
+        ],
+        check=True,
+    )
+    return into.as_uri()
+
+
+def test_a_failed_build_layer_keeps_its_work_for_rlayer_shell(
+    first: Built, sources: LocalSources, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from rlayer.cli import main
+
+    repo = broken_repo(sources, tmp_path / "repo")
+    out = tmp_path / "out"
+    status = main(
+        [
+            "build-layer",
+            R_VERSION,
+            "broken",
+            "--arch",
+            ARCH.value,
+            "--repo",
+            repo,
+            "--out",
+            str(out),
+        ]
+    )
+    err = capfd.readouterr().err
+    assert status == 1
+    # R's own words from the failed compile, and the way in.
+    assert "build-packages.sh" in err and "broken.c" in err
+    build_id = re.search(r"debug it: rlayer shell (\S+)", err)
+    assert build_id is not None, err
+    # Inside: the build's /opt (its R), its work directory, the build root's tools.
+    status = main(
+        ["shell", build_id[1], "--", "sh", "-c", "ldd /opt/R/lib/R/lib/libR.so && pwd && ls"]
+    )
+    shown = capfd.readouterr().out
+    assert status == 0, shown
+    assert "libm.so.6" in shown and "not found" not in shown
+    assert "R-" in shown or "src" in shown or "out" in shown
+    # A command's failure is the shell's exit status.
+    assert main(["shell", build_id[1], "--", "sh", "-c", "exit 3"]) == 3
+
+
+def test_rlayer_shell_without_a_build_gives_a_fresh_root_with_a_cached_r(
+    first: Built, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from rlayer.cli import main
+
+    status = main(["shell", "--r-version", R_VERSION, "--", "/opt/R/lib/R/bin/exec/R", "--version"])
+    shown = capfd.readouterr().out
+    assert status == 0, shown
+    assert f"R version {R_VERSION}" in shown
 
 
 def test_install_packages_fails_on_a_pin_the_repository_cannot_serve(
@@ -436,7 +515,7 @@ def test_build_layer_writes_the_zips_and_prints_their_sizes(
     assert "r-4_2_2-" in captured.out
 
 
-def test_build_layer_fails_with_the_failing_step_and_rs_message(
+def test_build_layer_refuses_a_package_the_repository_does_not_have(
     first: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from rlayer.cli import main
@@ -446,6 +525,5 @@ def test_build_layer_fails_with_the_failing_step_and_rs_message(
     )
     captured = capsys.readouterr()
     assert status == 1
-    assert "build-packages.sh" in captured.err
-    assert "package 'nosuchpkg' is not available" in captured.err
+    assert "'nosuchpkg' is not in the repository" in captured.err
     assert list(tmp_path.iterdir()) == []

@@ -11,7 +11,8 @@ from chalicelib.errors import PackageIndexError, RequestInvalidError
 from chalicelib.models import BuildSpec, parse_packages
 from chalicelib.packages import closure_for
 from chalicelib.packages.closure import REQUESTED, resolve
-from chalicelib.packages.index import forget_indexes, parse_dcf, parse_index, read_index
+from chalicelib.packages.dcf import parse_paragraphs
+from chalicelib.packages.index import forget_indexes, parse_index, read_index
 
 # A slice of a real repository's PACKAGES, continuation lines and all.
 PACKAGES = """\
@@ -109,7 +110,7 @@ def refusal(packages: list[str], r_version: str = "4.5.0") -> str:
 
 
 def test_dcf_continuation_lines_belong_to_their_field() -> None:
-    dplyr = parse_dcf(PACKAGES)[0]
+    dplyr = parse_paragraphs(PACKAGES)[0]
     assert dplyr["Imports"].endswith("utils")
     assert "magrittr (>= 1.5)" in dplyr["Imports"]
 

@@ -6,6 +6,7 @@ import pytest
 
 from chalicelib.errors import ArtifactInvalidError
 from chalicelib.models import BuildSpec
+from chalicelib.packages.dcf import parse_dcf
 from chalicelib.pipeline.artifacts import (
     FUNCTION_CODE_MARGIN,
     LAMBDA_UNZIPPED_LIMIT,
@@ -13,7 +14,6 @@ from chalicelib.pipeline.artifacts import (
     ValidatedLayer,
     validate_artifacts,
 )
-from chalicelib.pipeline.layer_view import parse_dcf
 from tests.layerkit import BROKEN, CASE_SPEC, Artifacts, Entry, description
 
 
