@@ -149,7 +149,9 @@ def test_prepared_local_sources_serve_their_r_version_when_none_is_configured(
     sources = tmp_path / "cache/sources"
     for repo in ("repo", "repo-4.2.2"):
         (sources / repo / "src/contrib").mkdir(parents=True)
-        (sources / repo / "src/contrib/PACKAGES").write_text("Package: digest\n")
+        (sources / repo / "src/contrib/PACKAGES").write_text(
+            "Package: digest\nVersion: 0.6.37\n\nPackage: R6\nVersion: 2.6.1\n"
+        )
     (sources / "R-4.2.2.tar").write_bytes(b"tarball")
     (sources / "env").write_text(
         f"R_SOURCE={sources}/R-4.2.2.tar\nR_SOURCE_TEMPLATE={sources}/R-{{version}}.tar\n"
