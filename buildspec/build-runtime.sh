@@ -18,6 +18,7 @@ if cache_get "$compiled" "$WORK/compiled-r.tar.gz"; then
   log "compiled R $compiled from the cache"
   tar -xzf "$WORK/compiled-r.tar.gz" -C "$OPT"
 else
+  check_toolchain || exit 1
   sh "$BUILDSPEC_DIR/fetch-r.sh"
   sh "$BUILDSPEC_DIR/compile-r.sh"
   tar -czf "$WORK/compiled-r.tar.gz" -C "$OPT" R
@@ -47,7 +48,8 @@ RLAYER_PKG_TARGET=/opt/R/lib/R/library RLAYER_PKG_LIST=jsonlite RLAYER_CRAN_REPO
 # 4. The bootstrap and the loop.
 install -m 0755 "$SRC_ROOT/runtime/bootstrap/bootstrap" "$OPT/bootstrap"
 mkdir -p "$OPT/runtime"
-install -m 0644 "$SRC_ROOT/runtime/bootstrap/runtime.R" "$OPT/runtime/runtime.R"
+# The loop (runtime.R) and the parts it sources (logging.R, events.R, ...).
+install -m 0644 "$SRC_ROOT"/runtime/bootstrap/*.R "$OPT/runtime/"
 
 # 5. Shared libraries, strip, prune.
 rm -rf "$OPT/lib"

@@ -115,7 +115,7 @@ recipe_hash() {
     cat "$BUILDSPEC_DIR/build-runtime.sh" "$BUILDSPEC_DIR/closure.sh" "$BUILDSPEC_DIR/prune.sh" \
       "$BUILDSPEC_DIR/install-packages.R" "$LAMBDA_OS_TABLE" \
       "$BUILDSPEC_DIR/layerzip.py" "$BUILDSPEC_DIR/which" "$SRC_ROOT/runtime/bootstrap/bootstrap" \
-      "$SRC_ROOT/runtime/bootstrap/runtime.R"
+      "$SRC_ROOT"/runtime/bootstrap/*.R
   } | sha256sum | cut -c1-16
 }
 
@@ -141,7 +141,7 @@ configure_flags() {
 
 # version_number X.Y[.Z]: one comparable integer.
 version_number() {
-  printf '%s\n' "$1" | { IFS=. read -r major minor patch; echo $((major * 10000 + minor * 100 + ${patch:-0})); }
+  printf '%s\n' "$1" | { IFS=. read -r major minor patch; echo $((major * 10000 + ${minor:-0} * 100 + ${patch:-0})); }
 }
 
 # version_applies "<4.5" | ">=4.5": does RLAYER_R_VERSION satisfy it?
@@ -151,6 +151,28 @@ version_applies() {
     '<'*) [ "$(version_number "$RLAYER_R_VERSION")" -lt "$(version_number "${1#<}")" ] ;;
     *) die "configure-flags.txt: unknown version guard [$1]" ;;
   esac
+}
+
+# check_toolchain: stop before configure when this build's compilers or C library are older
+# than toolchain.txt says RLAYER_R_VERSION needs (the local tools refuse such a version at
+# the request already; this is the same rule where the build runs, CodeBuild included).
+check_toolchain() {
+  grep '^need ' "$BUILDSPEC_DIR/toolchain.txt" | while read -r _ first rest; do
+    case "$first" in
+      '['*']') version_applies "$(printf '%s' "$first" | tr -d '[]')" || continue
+        set -- $rest ;;
+      *) set -- "$first" $rest ;;
+    esac
+    tool=$1 wanted=$2
+    shift 2
+    case "$tool" in
+      gcc) have=$(gcc -dumpfullversion 2>/dev/null || gcc -dumpversion) ;;
+      glibc) have=$(getconf GNU_LIBC_VERSION | cut -d' ' -f2) ;;
+      *) die "toolchain.txt: unknown tool $tool" ;;
+    esac
+    [ "$(version_number "$have")" -ge "$(version_number "$wanted")" ] ||
+      die "R $RLAYER_R_VERSION needs $tool >= $wanted ($*); this build has $tool $have"
+  done
 }
 
 # The cache: a local directory, or S3 when RLAYER_CACHE_URI is s3:// (CodeBuild). CodeBuild

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # The R versions this stack can build (comma-separated); empty: any (CRAN has them all).
     # The local stack lists the ones `make local-sources` prepared.
     r_versions: str = Field(default="", pattern=r"^[0-9.,]*$")
+    # R versions this stack knows but cannot build, each with the reason (JSON object in the
+    # environment): the local stack's R whose needs its build root cannot meet.
+    r_versions_refused: dict[str, str] = Field(default_factory=dict)
     cran_repo: str = "https://cloud.r-project.org"
     local_work_dir: str = ""
 

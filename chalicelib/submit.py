@@ -61,6 +61,9 @@ def submit_build(
     running build of its spec does not count: it starts nothing.
     """
     spec = request.spec()
+    refused = settings.r_versions_refused.get(spec.r_version)
+    if refused is not None:
+        raise RequestInvalidError(f"r_version: {refused}", field="r_version")
     offered = settings.buildable_r_versions()
     if offered and spec.r_version not in offered:
         raise RequestInvalidError(

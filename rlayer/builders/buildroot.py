@@ -31,6 +31,10 @@ from chalicelib.errors import BuildStartError
 from rlayer.builders.sources import REPO_ROOT, cache_dir
 
 SUITE = "bullseye"
+# Its toolchain, what buildspec/toolchain.txt's needs are held against before a build
+# (checked against the root itself by the build-root tests).
+TOOLCHAIN = {"gcc": "10.2", "glibc": "2.31"}
+ROOT_NAME = f"Debian 11 ({SUITE}): GCC {TOOLCHAIN['gcc']}, glibc {TOOLCHAIN['glibc']}"
 MIRROR = os.environ.get("RLAYER_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 PACKAGE_LIST = REPO_ROOT / "buildspec" / "deps-apt.txt"
 META = ".rlayer-root.json"

@@ -47,10 +47,10 @@ from chalicelib.builders.base import (
     build_environment,
     system_packages,
 )
-from chalicelib.errors import BuildStartError, NotFoundError
+from chalicelib.errors import BuildStartError, NotFoundError, RequestInvalidError
 from chalicelib.models import BuildSpec, utcnow
 from chalicelib.settings import Settings, get_settings
-from rlayer.builders import buildroot
+from rlayer.builders import buildroot, toolchain
 from rlayer.builders.buildspec import BUILDSPEC, Buildspec
 from rlayer.builders.runner import (
     RUNNER_MODULE,
@@ -125,6 +125,13 @@ class LocalBuildBackend:
 
     # -- BuildBackend ------------------------------------------------------------------
     def start_build(self, build_id: str, spec: BuildSpec) -> str:
+        # An R this root cannot compile is refused before anything is made (the compile
+        # step checks the same table inside the root).
+        why = toolchain.refusal(
+            spec.r_version, buildroot.TOOLCHAIN, buildroot.ROOT_NAME, toolchain.read_table()
+        )
+        if why is not None:
+            raise RequestInvalidError(f"r_version: {why}", field="r_version")
         build_dir = self.build_dir(build_id)
         if build_dir.exists():
             raise BuildStartError(f"local build {build_id} already exists at {build_dir}")

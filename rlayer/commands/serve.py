@@ -102,6 +102,8 @@ def _banner(out: Console, stack: LocalStack) -> None:
     offered = settings.buildable_r_versions()
     if offered:
         out.print(f"R versions      {', '.join(offered)}")
+    for version, why in settings.r_versions_refused.items():
+        out.print(f"not built       R {version}: {why}", markup=False)
     api = "" if stack.api_url == options.DEFAULT_API else f" --api {stack.api_url}"
     sources = local_sources()
     version = (

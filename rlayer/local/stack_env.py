@@ -3,11 +3,14 @@ no real ones), the stage's names and the local build settings."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from rlayer.builders import buildroot
 from rlayer.builders.sources import local_sources
+from rlayer.builders.toolchain import refusals
 from rlayer.local.moto_resources import STAGE
 
 HOST = "127.0.0.1"
@@ -50,8 +53,11 @@ def stack_environment(
         # caller chose their own.
         if not (extra.get("R_SOURCE") or os.environ.get("R_SOURCE")):
             env["R_SOURCE"] = sources.r_source_template
-            # What it can build offline: another R is refused at the request (400).
-            env["R_VERSIONS"] = ",".join(sources.r_versions)
+            # What it can build offline: another R is refused at the request (400), and so
+            # is one whose needs the build root cannot meet (with the reason).
+            refused = refusals(sources.r_versions, buildroot.TOOLCHAIN, buildroot.ROOT_NAME)
+            env["R_VERSIONS"] = ",".join(v for v in sources.r_versions if v not in refused)
+            env["R_VERSIONS_REFUSED"] = json.dumps(refused)
         if not (extra.get("R_RELEASES_URL") or os.environ.get("R_RELEASES_URL")):
             # The release check offline: new releases are the versions prepared here.
             env["R_RELEASES_URL"] = sources.releases_url

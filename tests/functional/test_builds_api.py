@@ -328,3 +328,17 @@ def test_a_stack_that_lists_its_r_versions_refuses_others_at_the_request(
     assert store.list_builds(status=None, limit=10, token=None)[0] == []
     assert executions(aws["state_machine_arn"]) == []
     assert post(client, {"r_version": "4.5.0", "packages": ["digest"]})[0] == 202
+
+
+def test_an_r_the_stack_cannot_build_is_refused_with_the_reason(
+    client: Client, aws: dict[str, Any], store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    why = "R 4.6.1 needs gcc >= 12 (C23); the build root (Debian 11) has gcc 10.2"
+    monkeypatch.setenv("R_VERSIONS", "4.2.2,4.5.0")
+    monkeypatch.setenv("R_VERSIONS_REFUSED", json.dumps({"4.6.1": why}))
+    get_settings.cache_clear()
+    status, answer = post(client, {"r_version": "4.6.1", "packages": ["digest"]})
+    assert status == 400 and answer["field"] == "r_version"
+    assert answer["message"] == f"r_version: {why}"
+    assert store.list_builds(status=None, limit=10, token=None)[0] == []
+    assert executions(aws["state_machine_arn"]) == []

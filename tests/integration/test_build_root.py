@@ -93,3 +93,23 @@ def test_a_root_that_cannot_be_made_fails_the_build_with_apts_message(tmp_path: 
     ]
     # And no phase ran.
     assert "phase install" not in backend.log_path(ref).read_text()
+
+
+def _dpkg_version(root: Path, package: str) -> str:
+    status = (root / "var/lib/dpkg/status").read_text()
+    for stanza in status.split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in stanza.splitlines() if ": " in line and line[0] != " "
+        )
+        if fields.get("Package") == package and "installed" in fields.get("Status", ""):
+            return fields["Version"]
+    raise AssertionError(f"{package} is not installed in {root}")
+
+
+def test_the_toolchain_the_requests_are_judged_by_is_the_roots_own() -> None:
+    # rlayer.builders.toolchain refuses an R from buildroot.TOOLCHAIN without making a root;
+    # that declaration must be what the root really has.
+    root = buildroot.ensure()
+    gcc = _dpkg_version(root.path, f"gcc-{buildroot.TOOLCHAIN['gcc'].split('.')[0]}")
+    assert gcc.startswith(buildroot.TOOLCHAIN["gcc"] + "."), gcc
+    assert _dpkg_version(root.path, "libc6").startswith(buildroot.TOOLCHAIN["glibc"] + "-")
