@@ -44,9 +44,12 @@ local({
 
   now_ms <- function() as.numeric(Sys.time()) * 1000
 
-  log_line <- function(...) {
-    cat(..., "\n", sep = "", file = stderr())
-  }
+  # The runtime's other files (logging.R, and those sourced when first needed) sit beside
+  # this one; bootstrap names this file in RLAYER_RUNTIME.
+  runtime_dir <- dirname(Sys.getenv("RLAYER_RUNTIME", "runtime.R"))
+  source_part <- function(name) sys.source(file.path(runtime_dir, name), envir = loop_env)
+  loop_env <- environment()
+  source_part("logging.R") # log_line, log_error, with_log_capture, lambda_log
 
   # ---- HTTP/1.1 keep-alive client on one socket ---------------------------------------
   conn <- NULL
@@ -274,10 +277,17 @@ local({
     }
   }
 
+  # A function of a default package the runtime does not attach gets a hint (hints.R,
+  # read only then).
+  with_hint <- function(message) {
+    if (!grepl("could not find function", message, fixed = TRUE)) return(message)
+    source_part("hints.R")
+    paste0(message, missing_function_hint(message))
+  }
+
   # ---- init ----------------------------------------------------------------------------
   init_fail <- function(type, message, trace = character()) {
-    log_line("[ERROR] ", type, ": ", message)
-    if (length(trace)) log_line(paste0("  at ", trace, collapse = "\n"))
+    log_error(type, message, trace)
     post_error(paste0(base_path, "/init/error"), type, message, trace)
     quit(save = "no", status = 1L)
   }
@@ -324,13 +334,13 @@ local({
   }
   current <- 0L
   # skip = 4: thunk, then eval's two frames (the closure and the evaluation it starts).
-  sourced <- run_user_code(function() {
+  sourced <- with_log_capture(function() run_user_code(function() {
     for (i in seq_along(exprs)) {
       current <<- i
       eval(exprs[[i]], globalenv())
     }
     invisible(NULL)
-  }, skip = 4L)
+  }, skip = 4L))
   if (!sourced$ok) {
     type <- if (inherits(sourced$cond, "packageNotFoundError")) {
       "Runtime.ImportModuleError"
@@ -342,7 +352,7 @@ local({
     n <- length(trace)
     line <- attr(exprs, "srcref")[[current]][[1L]]
     if (n) trace[[n]] <- paste0(basename(target$file), ":", line, " ", trace[[n]])
-    init_fail(type, conditionMessage(sourced$cond), trace)
+    init_fail(type, with_hint(conditionMessage(sourced$cond)), trace)
   }
   rm(exprs, sourced, current)
 
@@ -373,6 +383,7 @@ local({
       log_group_name = Sys.getenv("AWS_LAMBDA_LOG_GROUP_NAME"),
       log_stream_name = Sys.getenv("AWS_LAMBDA_LOG_STREAM_NAME"),
       trace_id = h[["lambda-runtime-trace-id"]],
+      tenant_id = h[["lambda-runtime-aws-tenant-id"]],
       client_context = if (!is.null(client_context)) from_json(client_context),
       identity = if (!is.null(identity)) from_json(identity)
     )
@@ -410,8 +421,7 @@ local({
 
   report <- function(request_id, type, message, trace = character()) {
     flush(stdout())
-    log_line("[ERROR] RequestId: ", request_id, " ", type, ": ", message)
-    if (length(trace)) log_line(paste0("  at ", trace, collapse = "\n"))
+    log_error(type, message, trace, request_id)
     post_error(invocation_path(request_id, "error"), type, message, trace)
   }
 
@@ -430,8 +440,10 @@ local({
                     paste("could not parse the event as JSON:", conditionMessage(event))))
     }
     context <- if (wants_context) make_context(h, request_id)
+    current_request_id <<- request_id
+    on.exit(current_request_id <<- NULL)
 
-    outcome <- run_user_code(function() {
+    outcome <- with_log_capture(function() run_user_code(function() {
       if (wants_context) {
         handler(event, context = context)
       } else if (wants_event) {
@@ -439,14 +451,14 @@ local({
       } else {
         handler()
       }
-    }, skip = 2L)
+    }, skip = 2L))
     if (!outcome$ok) {
       cond <- outcome$cond
       trace <- outcome$trace
       # The outermost frame is our call; show it under the handler's own name.
       n <- length(trace)
       if (n) trace[[n]] <- sub("^handler\\(", paste0(target$fn, "("), trace[[n]])
-      return(report(request_id, class(cond)[[1L]], conditionMessage(cond), trace))
+      return(report(request_id, class(cond)[[1L]], with_hint(conditionMessage(cond)), trace))
     }
     value <- outcome$value
     if (is_proxy_event(event)) value <- proxy_response(value)

@@ -51,7 +51,8 @@ def runtime_layer(tmp_path_factory: pytest.TempPathFactory, host_r: Path) -> Pat
     layer = tmp_path_factory.mktemp("runtime-layer")
     shutil.copy2(RUNTIME_SRC / "bootstrap", layer / "bootstrap")
     (layer / "runtime").mkdir()
-    shutil.copy2(RUNTIME_SRC / "runtime.R", layer / "runtime" / "runtime.R")
+    for part in RUNTIME_SRC.glob("*.R"):
+        shutil.copy2(part, layer / "runtime" / part.name)
     return layer
 
 

@@ -53,6 +53,8 @@ class Invocation:
     trace_id: str = field(default_factory=new_trace_id)
     client_context: str | None = None
     cognito_identity: str | None = None
+    # Lambda's tenant isolation mode: the invoke's TenantId.
+    tenant_id: str | None = None
     submitted_at: float = field(default_factory=time.monotonic)
     delivered_at: float | None = None
     deadline_ms: int | None = None
@@ -86,6 +88,8 @@ class Invocation:
             headers["Lambda-Runtime-Client-Context"] = self.client_context
         if self.cognito_identity is not None:
             headers["Lambda-Runtime-Cognito-Identity"] = self.cognito_identity
+        if self.tenant_id is not None:
+            headers["Lambda-Runtime-Aws-Tenant-Id"] = self.tenant_id
         return headers
 
 

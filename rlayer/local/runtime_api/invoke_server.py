@@ -47,7 +47,11 @@ class InvokeServer(HTTPService):
         if client_context:
             client_context = base64.b64decode(client_context).decode()
         try:
-            result = self.session.invoke(body or b"{}", client_context=client_context)
+            result = self.session.invoke(
+                body or b"{}",
+                client_context=client_context,
+                tenant_id=headers.get("x-amz-tenant-id"),
+            )
         except PayloadTooLargeError as exc:
             return Reply.json(
                 413,

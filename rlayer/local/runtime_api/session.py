@@ -148,6 +148,7 @@ class RuntimeSession:
         *,
         client_context: str | Mapping[str, Any] | None = None,
         cognito_identity: str | Mapping[str, Any] | None = None,
+        tenant_id: str | None = None,
     ) -> InvokeResult:
         """Invoke synchronously (RequestResponse), starting the runtime if it is cold."""
         if len(payload) > MAX_PAYLOAD_BYTES:
@@ -156,10 +157,16 @@ class RuntimeSession:
                 f"InvokeFunction operation (got {len(payload)})"
             )
         with self._lock:
-            return self._invoke(payload, _as_json(client_context), _as_json(cognito_identity))
+            return self._invoke(
+                payload, _as_json(client_context), _as_json(cognito_identity), tenant_id
+            )
 
     def _invoke(
-        self, payload: bytes, client_context: str | None, cognito_identity: str | None
+        self,
+        payload: bytes,
+        client_context: str | None,
+        cognito_identity: str | None,
+        tenant_id: str | None,
     ) -> InvokeResult:
         request_id = str(uuid.uuid4())
         self.sandbox.prepare()
@@ -193,6 +200,7 @@ class RuntimeSession:
             timeout_s=self.timeout_s,
             client_context=client_context,
             cognito_identity=cognito_identity,
+            tenant_id=tenant_id,
         )
         process.note(f"START RequestId: {request_id} Version: $LATEST")
         instance.api.broker.submit(invocation)
