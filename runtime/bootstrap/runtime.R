@@ -51,6 +51,25 @@ local({
   loop_env <- environment()
   source_part("logging.R") # log_line, log_error, with_log_capture, lambda_log
 
+  # The event helpers (events.R) are read the first time a handler uses one: each name in
+  # the attached "rlayer" environment is a promise that sources the file once.
+  helpers <- NULL
+  helper_env <- function() {
+    if (is.null(helpers)) {
+      helpers <<- new.env(parent = loop_env)
+      sys.source(file.path(runtime_dir, "events.R"), envir = helpers)
+    }
+    helpers
+  }
+  bind_helper <- function(name) {
+    delayedAssign(name, get(name, envir = helper_env()), assign.env = rlayer_env)
+  }
+  for (name in c("event_kind", "http_request", "http_json_body", "http_response", "http_json",
+                 "http_html", "sqs_records", "sqs_batch_response", "sns_messages",
+                 "s3_objects", "eventbridge_event", "base64_decode", "base64_encode")) {
+    bind_helper(name)
+  }
+
   # ---- HTTP/1.1 keep-alive client on one socket ---------------------------------------
   conn <- NULL
   head_size <- 4096L # a response head and a small body arrive in one read
@@ -394,6 +413,12 @@ local({
       (!is.null(event[["httpMethod"]]) || !is.null(event[["routeKey"]]))
   }
 
+  is_sqs_event <- function(event) {
+    records <- if (is.list(event)) event[["Records"]]
+    is.list(records) && length(records) && is.list(records[[1L]]) &&
+      identical(records[[1L]][["eventSource"]], "aws:sqs")
+  }
+
   # API Gateway proxy integration: a list with statusCode is the proxy response (its body
   # must be a string, so anything else is serialised); any other value becomes a 200 with
   # the value as the JSON body.
@@ -461,7 +486,12 @@ local({
       return(report(request_id, class(cond)[[1L]], with_hint(conditionMessage(cond)), trace))
     }
     value <- outcome$value
-    if (is_proxy_event(event)) value <- proxy_response(value)
+    if (is_proxy_event(event)) {
+      value <- proxy_response(value)
+    } else if (is.character(value) && is_sqs_event(event)) {
+      # The failed message ids: SQS's partial batch answer (ReportBatchItemFailures).
+      value <- helper_env()$sqs_batch_response(value)
+    }
     payload <- tryCatch(charToRaw(enc2utf8(as.character(to_json(value)))),
                         error = function(e) e)
     if (inherits(payload, "error")) {
