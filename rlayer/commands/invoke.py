@@ -38,6 +38,9 @@ class InvokeOptions(BaseModel):
     task_root: Path
     timeout_s: float = Field(gt=0, le=900)
     memory_mb: int = Field(ge=128, le=10240)
+    # Lambda allows up to 1600 (PerExecutionEnvironmentMaxConcurrency); every one is an R
+    # process here, so local runs stop at 64.
+    max_concurrency: int = Field(default=1, ge=1, le=64)
     env: dict[str, str] = {}
 
     @field_validator("handler")
@@ -106,6 +109,13 @@ def register(subparsers: Any) -> None:
         "--memory", type=int, default=128, metavar="MB", help="memory size (default 128)"
     )
     parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serve N events at once in one environment (AWS_LAMBDA_MAX_CONCURRENCY)",
+    )
+    parser.add_argument(
         "--env",
         action="append",
         default=[],
@@ -145,6 +155,7 @@ def _session(opts: InvokeOptions, quiet: bool) -> RuntimeSession:
         opts.timeout_s,
         opts.memory_mb,
         log_sink=None if quiet else _log_to_stderr,
+        max_concurrency=opts.max_concurrency,
     )
 
 
@@ -163,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
             task_root=args.task_root,
             timeout_s=args.timeout,
             memory_mb=args.memory,
+            max_concurrency=args.max_concurrency,
             env=args.env,
         )
     except ValidationError as exc:

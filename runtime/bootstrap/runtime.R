@@ -516,13 +516,23 @@ local({
 
   # ---- the loop ---------------------------------------------------------------------------
   next_path <- paste0(base_path, "/invocation/next")
-  repeat {
+  # Set in workers (workers.R): told each event's request id as it starts, "" as it ends.
+  on_event <- NULL
+  serve <- function() repeat {
     next_event <- http("GET", next_path)
     if (next_event$status != 200L) {
       log_line("rlayer runtime: GET next answered ", next_event$status, "; exiting")
       quit(save = "no", status = 1L)
     }
+    if (!is.null(on_event)) on_event(next_event$headers[["lambda-runtime-aws-request-id"]])
     handle(next_event)
     flush(stdout())
+    if (!is.null(on_event)) on_event("")
   }
+  max_concurrency <- suppressWarnings(as.integer(Sys.getenv("AWS_LAMBDA_MAX_CONCURRENCY")))
+  if (!is.na(max_concurrency) && max_concurrency > 1L) {
+    source_part("workers.R")
+    run_workers(max_concurrency, serve)
+  }
+  serve()
 })

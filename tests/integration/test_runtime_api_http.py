@@ -163,11 +163,15 @@ class FakeSession:
 
     def __init__(self) -> None:
         self.calls: list[tuple[bytes, Any]] = []
+        self.tenants: list[str | None] = []
 
-    def invoke(self, payload: bytes, *, client_context: Any = None) -> InvokeResult:
+    def invoke(
+        self, payload: bytes, *, client_context: Any = None, tenant_id: str | None = None
+    ) -> InvokeResult:
         if len(payload) > 100:
             raise PayloadTooLargeError("too big")
         self.calls.append((payload, client_context))
+        self.tenants.append(tenant_id)
         failed = payload == b'"fail"'
         return InvokeResult(
             request_id="r",
@@ -192,6 +196,9 @@ def test_invoke_endpoint() -> None:
         assert (status, body) == (200, b'{"ok": true}')
         assert "X-Amz-Function-Error" not in headers and "X-Amz-Log-Result" not in headers
         assert session.calls[-1] == (b'{"x": 1}', '{"custom": {"a": 1}}')
+        assert session.tenants[-1] is None
+        call(conn, "POST", path, b"{}", {"X-Amz-Tenant-Id": "tenant-7"})
+        assert session.tenants[-1] == "tenant-7"
 
         status, headers, _ = call(conn, "POST", path, b'"fail"', {"X-Amz-Log-Type": "Tail"})
         assert status == 200

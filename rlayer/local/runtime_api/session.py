@@ -9,7 +9,6 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -20,12 +19,12 @@ from rlayer.local.runtime_api.broker import (
     INIT_TIMEOUT_S,
     LOG_TAIL_BYTES,
     MAX_PAYLOAD_BYTES,
-    WATCH_INTERVAL_S,
     Invocation,
     error_payload,
 )
-from rlayer.local.runtime_api.results import Failure, InvokeResult, exit_description
+from rlayer.local.runtime_api.results import Failure, InvokeResult
 from rlayer.local.runtime_api.server import RuntimeAPIServer
+from rlayer.local.runtime_api.watch import await_answer
 from rlayer.local.sandbox import Sandbox, SandboxMode, lambda_environment
 
 
@@ -64,9 +63,16 @@ class RuntimeSession:
         sandbox_mode: SandboxMode | None = None,
         init_timeout_s: float = INIT_TIMEOUT_S,
         log_sink: LogSink | None = None,
+        max_concurrency: int = 1,
     ) -> None:
         self.handler = handler
         self.env = dict(env or {})
+        # Lambda Managed Instances: this many events at once in one environment, which
+        # the runtime learns from AWS_LAMBDA_MAX_CONCURRENCY.
+        self.max_concurrency = max(1, int(max_concurrency))
+        if self.max_concurrency > 1:
+            self.env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(self.max_concurrency)
+        self._slots = threading.Semaphore(self.max_concurrency)
         self.timeout_s = float(timeout_s)
         self.memory_mb = int(memory_mb)
         self.function_name = function_name
@@ -156,7 +162,7 @@ class RuntimeSession:
                 f"request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the "
                 f"InvokeFunction operation (got {len(payload)})"
             )
-        with self._lock:
+        with self._slots:
             return self._invoke(
                 payload, _as_json(client_context), _as_json(cognito_identity), tenant_id
             )
@@ -169,42 +175,20 @@ class RuntimeSession:
         tenant_id: str | None,
     ) -> InvokeResult:
         request_id = str(uuid.uuid4())
-        self.sandbox.prepare()
-        if self.sandbox.entrypoint() is None:
-            message = (
-                f"RequestId: {request_id} Error: Couldn't find valid bootstrap(s): "
-                "[/var/task/bootstrap /opt/bootstrap]"
-            )
-            return InvokeResult(
-                request_id=request_id,
-                payload=error_payload("Runtime.InvalidEntrypoint", message),
-                function_error="Unhandled",
-                error_type="Runtime.InvalidEntrypoint",
-                duration_ms=0.0,
-                max_memory_mb=0,
-                log_tail=message + "\n",
-            )
-        if self._instance is not None and self._instance.process.poll() is not None:
-            self._stop_instance()  # exited while idle
-        if self._instance is None:
-            self._instance = self._spawn()
-        instance = self._instance
-        cold = instance.invokes == 0
-        instance.invokes += 1
+        with self._lock:  # the instance is shared; the wait for the answer is not
+            self.sandbox.prepare()
+            started = self._submit(request_id, payload, client_context, cognito_identity, tenant_id)
+        if isinstance(started, InvokeResult):
+            return started
+        instance, invocation, cold, mark = started
         process = instance.process
-        mark = 0 if cold else process.log_mark()  # a cold invoke's log includes init
-        invocation = Invocation(
-            request_id=request_id,
-            payload=payload,
-            function_arn=self.function_arn,
+        failure = await_answer(
+            process,
+            invocation,
             timeout_s=self.timeout_s,
-            client_context=client_context,
-            cognito_identity=cognito_identity,
-            tenant_id=tenant_id,
+            init_timeout_s=self.init_timeout_s,
+            memory_mb=self.memory_mb,
         )
-        process.note(f"START RequestId: {request_id} Version: $LATEST")
-        instance.api.broker.submit(invocation)
-        failure = self._await(instance, invocation)
         process.drain()
         if cold:
             process.refresh_tree()  # the sandbox's processes are all there by now
@@ -245,7 +229,9 @@ class RuntimeSession:
         tail = process.logs_since(mark)[-LOG_TAIL_BYTES:].decode(errors="replace")
         # A runtime that failed to start, crashed or overran is gone: next time is cold.
         if failure is not None or broker.init_error is not None:
-            self._stop_instance()
+            with self._lock:
+                if self._instance is instance:  # not one started since
+                    self._stop_instance()
         return InvokeResult(
             request_id=request_id,
             payload=body,
@@ -257,45 +243,51 @@ class RuntimeSession:
             log_tail=tail,
         )
 
-    def _await(self, instance: _Instance, invocation: Invocation) -> Failure | None:
-        """Wait for the runtime's answer; on a deadline, exit or memory overrun, say why."""
-        init_limit = invocation.submitted_at + max(self.init_timeout_s, self.timeout_s)
-        limit_bytes = self.memory_mb * 2**20
-        tree_settled = False
-        while True:
-            started = invocation.delivered_at
-            limit = init_limit if started is None else started + self.timeout_s
-            wait = min(max(limit - time.monotonic(), 0.0), WATCH_INTERVAL_S)
-            if invocation.done.wait(wait):
-                return None
-            returncode = instance.process.poll()
-            if returncode is not None:
-                # Its last request (an init error, say) may still be in the server's hands.
-                if invocation.done.wait(0.2):
-                    return None
-                return Failure(
-                    "Runtime.ExitError",
-                    f"RequestId: {invocation.request_id} Error: Runtime exited with error: "
-                    f"{exit_description(returncode)}",
-                )
-            if time.monotonic() >= limit:
-                stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-                return Failure(
-                    "Sandbox.Timedout",
-                    f"{stamp} {invocation.request_id} Task timed out after "
-                    f"{self.timeout_s:.2f} seconds",
-                )
-            if not tree_settled:
-                # During init the sandbox's processes are still appearing (bwrap forks,
-                # the bootstrap execs R): look for them again until the event is delivered.
-                instance.process.refresh_tree()
-                tree_settled = invocation.delivered_at is not None
-            if instance.process.rss_bytes() > limit_bytes:
-                return Failure(
-                    "Runtime.OutOfMemory",
-                    f"RequestId: {invocation.request_id} Error: Runtime exited with error: "
-                    "signal: killed",
-                )
+    def _submit(
+        self,
+        request_id: str,
+        payload: bytes,
+        client_context: str | None,
+        cognito_identity: str | None,
+        tenant_id: str | None,
+    ) -> InvokeResult | tuple[_Instance, Invocation, bool, int]:
+        """Queue the event on the warm runtime (starting one if there is none): the
+        instance, the invocation, whether it is cold, and where its log starts."""
+        if self.sandbox.entrypoint() is None:
+            message = (
+                f"RequestId: {request_id} Error: Couldn't find valid bootstrap(s): "
+                "[/var/task/bootstrap /opt/bootstrap]"
+            )
+            return InvokeResult(
+                request_id=request_id,
+                payload=error_payload("Runtime.InvalidEntrypoint", message),
+                function_error="Unhandled",
+                error_type="Runtime.InvalidEntrypoint",
+                duration_ms=0.0,
+                max_memory_mb=0,
+                log_tail=message + "\n",
+            )
+        if self._instance is not None and self._instance.process.poll() is not None:
+            self._stop_instance()  # exited while idle
+        if self._instance is None:
+            self._instance = self._spawn()
+        instance = self._instance
+        cold = instance.invokes == 0
+        instance.invokes += 1
+        process = instance.process
+        mark = 0 if cold else process.log_mark()  # a cold invoke's log includes init
+        invocation = Invocation(
+            request_id=request_id,
+            payload=payload,
+            function_arn=self.function_arn,
+            timeout_s=self.timeout_s,
+            client_context=client_context,
+            cognito_identity=cognito_identity,
+            tenant_id=tenant_id,
+        )
+        process.note(f"START RequestId: {request_id} Version: $LATEST")
+        instance.api.broker.submit(invocation)
+        return instance, invocation, cold, mark
 
 
 def _as_json(value: str | Mapping[str, Any] | None) -> str | None:

@@ -1,0 +1,94 @@
+"""Many events per execution environment (AWS_LAMBDA_MAX_CONCURRENCY): forked R workers,
+each with its own /next loop and connection, driven by concurrent invokes."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rlayer.local.runtime_api import InvokeResult, RuntimeSession
+
+from .conftest import HandlerWriter, SessionFactory
+
+pytestmark = pytest.mark.integration
+
+WORKERS = 4
+
+CONCURRENT_R = r"""
+handler <- function(event, context) {
+  if (identical(event$case, "die")) tools::pskill(Sys.getpid(), 9L)
+  started <- as.numeric(Sys.time())
+  message("working on ", event$n)
+  Sys.sleep(event$sleep)
+  list(n = event$n, pid = Sys.getpid(), request_id = context$aws_request_id,
+       trace_env = Sys.getenv("_X_AMZN_TRACE_ID"), trace_id = context$trace_id,
+       started = started, ended = as.numeric(Sys.time()))
+}
+"""
+
+
+def invoke_all(session: RuntimeSession, events: list[dict[str, Any]]) -> list[InvokeResult]:
+    with ThreadPoolExecutor(len(events)) as pool:
+        return list(pool.map(lambda e: session.invoke(json.dumps(e).encode()), events))
+
+
+@pytest.fixture
+def concurrent_root(write_handler: HandlerWriter) -> Path:
+    return write_handler("conc.R", CONCURRENT_R)
+
+
+def test_n_events_are_in_flight_at_once_without_cross_talk(
+    make_session: SessionFactory, concurrent_root: Path, host_r: Path
+) -> None:
+    lines: list[str] = []
+    session = make_session(
+        task_root=concurrent_root,
+        handler="conc.handler",
+        max_concurrency=WORKERS,
+        memory_mb=4096,  # the tree's resident memory counts the shared pages once per worker
+        timeout_s=10,
+        env={"AWS_LAMBDA_LOG_FORMAT": "JSON"},
+        log_sink=lines.append,
+    )
+    assert session.invoke(json.dumps({"n": 0, "sleep": 0}).encode()).ok  # warm
+    results = invoke_all(session, [{"n": n, "sleep": 0.8} for n in range(WORKERS)])
+    bodies = [r.json_payload() for r in results]
+    assert all(r.ok for r in results), [r.payload for r in results]
+    # Every event started before any of them ended: all N were being served at once.
+    assert max(b["started"] for b in bodies) < min(b["ended"] for b in bodies)
+    assert len({b["pid"] for b in bodies}) == WORKERS
+    for n, (result, body) in enumerate(zip(results, bodies, strict=True)):
+        assert body["n"] == n
+        assert body["request_id"] == result.request_id
+        assert body["trace_env"] == body["trace_id"]
+    assert len({b["trace_id"] for b in bodies}) == WORKERS
+    # Interleaved log lines stay whole and name the event they belong to.
+    working = [json.loads(line) for line in lines if '"working on' in line]
+    by_request = {line["requestId"]: line["message"] for line in working}
+    for n, result in enumerate(results):
+        assert by_request[result.request_id] == f"working on {n}"
+
+
+def test_a_dead_workers_event_gets_an_error_and_the_worker_is_replaced(
+    make_session: SessionFactory, concurrent_root: Path, host_r: Path
+) -> None:
+    session = make_session(
+        task_root=concurrent_root,
+        handler="conc.handler",
+        max_concurrency=2,
+        memory_mb=4096,
+        timeout_s=10,
+    )
+    died = session.invoke(b'{"case": "die"}')
+    assert died.error_type == "Runtime.ExitError"
+    assert died.request_id in died.json_payload()["errorMessage"]
+    # The environment goes on, with two workers again.
+    results = invoke_all(session, [{"n": n, "sleep": 0.5} for n in range(2)])
+    bodies = [r.json_payload() for r in results]
+    assert all(r.ok for r in results)
+    assert max(b["started"] for b in bodies) < min(b["ended"] for b in bodies)
+    assert len({b["pid"] for b in bodies}) == 2
