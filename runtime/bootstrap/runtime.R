@@ -1,16 +1,16 @@
 # rlayer: the AWS Lambda Runtime API loop (API version 2018-06-01), in one R process.
 #
 # /opt/bootstrap starts R once on this file (source()); it sources the handler once, then
-# serves events until the process is frozen or killed. Dependencies: base R and jsonlite only
-# (every other package is cold-start time). HTTP is hand-written on a base R socket:
-# the Runtime API is plain HTTP/1.1 on loopback, and httr/curl would add ~100 ms of
-# package loading to every cold start for nothing.
+# serves events until the process is frozen or killed. Dependencies: base R only at start-up
+# (every package is cold-start time; jsonlite is loaded only for values json.R hands to it).
+# HTTP is hand-written on a base R socket: the Runtime API is plain HTTP/1.1 on loopback,
+# and httr/curl would add ~100 ms of package loading to every cold start for nothing.
 #
 # Error types reported (errorType in the error JSON):
 #   init errors (POST /runtime/init/error; the process then exits):
 #     Runtime.MalformedHandlerName  _HANDLER is not "file.function"
-#     Runtime.ImportModuleError     the handler file does not exist, a package it loads is
-#                                   not installed, or jsonlite itself is missing
+#     Runtime.ImportModuleError     the handler file does not exist, or a package it loads
+#                                   is not installed
 #     Runtime.UserCodeSyntaxError   the handler file does not parse
 #     Runtime.HandlerNotFound       the file defines no function of that name
 #     Runtime.InitError             any other error while sourcing the handler file
@@ -24,7 +24,8 @@
 # Events are parsed with simplifyVector (a JSON array of scalars becomes an atomic
 # vector) but arrays of objects stay lists, so nested events keep their shape. Return
 # values are serialised with length-1 vectors as scalars (wrap in I() to keep an array),
-# NULL and NA as null; a "json" object (jsonlite::toJSON output) is sent as it is.
+# NULL and NA as null; a "json" object (jsonlite::toJSON output) is sent as it is. Both
+# as jsonlite::fromJSON/toJSON with those options do it (json.R, without loading jsonlite).
 
 local({
   api <- Sys.getenv("AWS_LAMBDA_RUNTIME_API")
@@ -199,27 +200,9 @@ local({
   }
 
   # ---- JSON ------------------------------------------------------------------------
-  have_jsonlite <- requireNamespace("jsonlite", quietly = TRUE)
-
-  # Used only to report that jsonlite is missing (there is no JSON library to do it).
-  json_string <- function(x) {
-    x <- gsub("\\", "\\\\", x, fixed = TRUE)
-    x <- gsub("\"", "\\\"", x, fixed = TRUE)
-    x <- gsub("\n", "\\n", x, fixed = TRUE)
-    x <- gsub("\r", "\\r", x, fixed = TRUE)
-    x <- gsub("\t", "\\t", x, fixed = TRUE)
-    paste0("\"", x, "\"")
-  }
-
-  to_json <- function(x) {
-    if (inherits(x, "json")) return(x)
-    jsonlite::toJSON(x, auto_unbox = TRUE, null = "null", na = "null", digits = NA)
-  }
-
-  from_json <- function(text) {
-    jsonlite::fromJSON(text, simplifyVector = TRUE, simplifyDataFrame = FALSE,
-                       simplifyMatrix = FALSE)
-  }
+  # to_json() and from_json(): base R, jsonlite's results; jsonlite itself is loaded only
+  # for what they hand to it (json.R says what), not at start-up.
+  source_part("json.R")
 
   utf8 <- function(bytes) {
     text <- rawToChar(bytes)
@@ -228,19 +211,10 @@ local({
   }
 
   error_body <- function(type, message, trace = character()) {
-    if (have_jsonlite) {
-      body <- jsonlite::toJSON(
-        list(errorMessage = message, errorType = type, stackTrace = I(as.character(trace))),
-        auto_unbox = TRUE
-      )
-    } else {
-      body <- paste0(
-        "{\"errorMessage\":", json_string(message), ",\"errorType\":", json_string(type),
-        ",\"stackTrace\":[",
-        if (length(trace)) paste(json_string(trace), collapse = ",") else "", "]}"
-      )
-    }
-    charToRaw(enc2utf8(as.character(body)))
+    body <- to_json(
+      list(errorMessage = message, errorType = type, stackTrace = I(as.character(trace)))
+    )
+    charToRaw(enc2utf8(body))
   }
 
   post_error <- function(path, type, message, trace = character()) {
@@ -309,11 +283,6 @@ local({
     log_error(type, message, trace)
     post_error(paste0(base_path, "/init/error"), type, message, trace)
     quit(save = "no", status = 1L)
-  }
-
-  if (!have_jsonlite) {
-    init_fail("Runtime.ImportModuleError",
-              "the runtime needs the jsonlite package, which is not installed")
   }
 
   task_root <- Sys.getenv("LAMBDA_TASK_ROOT", getwd())

@@ -403,20 +403,28 @@ def test_a_500_from_the_runtime_api_ends_the_process(
         sandbox.close()
 
 
-def test_missing_jsonlite_is_an_init_error(
+def test_the_loop_runs_without_jsonlite_until_a_value_needs_it(
     write_handler: HandlerWriter, make_session: SessionFactory, tmp_path: Path
 ) -> None:
-    root = write_handler("main.R", "handler <- function(event) 1\n")
+    # JSON is base R (json.R); jsonlite is loaded only for values it alone writes.
+    root = write_handler(
+        "main.R",
+        """\
+        handler <- function(event) {
+          if (isTRUE(event$frame)) data.frame(a = 1) else list(got = event, jsonlite =
+            "jsonlite" %in% loadedNamespaces())
+        }
+        """,
+    )
     empty = tmp_path / "empty-library"
     empty.mkdir()
     # Host R's site libraries (where Debian puts jsonlite) replaced by an empty one.
     session = make_session(task_root=root, handler="main.handler", env={"R_LIBS_SITE": str(empty)})
-    body = session.invoke(b"{}").json_payload()
-    assert body == {
-        "errorMessage": "the runtime needs the jsonlite package, which is not installed",
-        "errorType": "Runtime.ImportModuleError",
-        "stackTrace": [],
-    }
+    body = session.invoke(b'{"x": [1, 2]}').json_payload()
+    assert body == {"got": {"x": [1, 2]}, "jsonlite": False}
+    failed = session.invoke(b'{"frame": true}').json_payload()
+    assert failed["errorType"] == "Runtime.MarshalError"
+    assert "needs the jsonlite package, which is not installed" in failed["errorMessage"]
 
 
 def test_init_error_carries_the_call_stack_with_lines(
