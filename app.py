@@ -13,6 +13,7 @@ from chalicelib.api.releases import releases
 from chalicelib.api.responses import with_request_id
 from chalicelib.api.slack import slack
 from chalicelib.api.subscriptions import subscriptions
+from chalicelib.builders.ec2_reaper import REAP_EVERY_MINUTES, reap
 from chalicelib.observability import logger, publish_metrics, tracer
 from chalicelib.pipeline import HANDLERS
 from chalicelib.releases import run_release_check, schedule_rate_hours
@@ -29,6 +30,12 @@ app.register_blueprint(docs)
 def check_releases(event: Any) -> dict[str, Any]:
     # A bad feed is logged and returned, never raised: the next run simply tries again.
     return run_release_check(context.store(), context.settings()).model_dump(mode="json")
+
+
+@app.schedule(Rate(REAP_EVERY_MINUTES, unit=Rate.MINUTES), name="reap_build_instances")
+def reap_build_instances(event: Any) -> dict[str, Any]:
+    # EC2 build instances an execution stopped from outside left behind.
+    return reap(context.settings()).model_dump(mode="json")
 
 
 # ---- the state machine's task functions: one per row of chalicelib.pipeline.TASKS (tested)

@@ -235,6 +235,8 @@ class BuildRequest(BaseModel):
     )
     description: str | None = Field(default=None, max_length=LAMBDA_DESCRIPTION_MAX)
     force: bool = False
+    # Where it is built (codebuild, ec2, ...); the stage's default when absent.
+    backend: str | None = Field(default=None, max_length=32, pattern=r"^[a-z][a-z0-9_-]*$")
 
     @field_validator("r_version")
     @classmethod
@@ -348,6 +350,8 @@ class BuildRecord(BaseModel):
     steps: dict[str, str] = Field(default_factory=dict)
     execution_arn: str | None = Field(default=None, max_length=MAX_URL)
     build_ref: str | None = Field(default=None, max_length=MAX_URL)
+    # The build backend it runs on (None: the stage's default, for records before the field).
+    backend: str | None = Field(default=None, max_length=MAX_NAME)
     log_url: str | None = Field(default=None, max_length=MAX_URL)
     artifact_location: str | None = Field(default=None, max_length=MAX_URL)
     layers: list[LayerRef] = Field(default_factory=list, max_length=MAX_LAYERS)

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     # Build backend: CodeBuild in AWS, local processes on one machine.
     # Any registered backend's name (chalicelib.builders.register_backend).
     build_backend: str = Field(default="codebuild", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    # Other backends a request may ask for (its `backend` field; comma-separated).
+    build_backends: str = Field(default="", pattern=r"^[a-z0-9_,-]*$")
     codebuild_project_x86_64: str = "rlayer-build-x86_64"
     codebuild_project_arm64: str = "rlayer-build-arm64"
     # Where the R source comes from (CRAN URL template by default) and the package repo.
@@ -71,6 +73,36 @@ class Settings(BaseSettings):
     # The first check on an empty table: "current" marks every release in the feed as seen
     # (nothing rebuilt), "none" rebuilds every R >= 4.0.0, "X.Y.Z" marks releases up to it.
     releases_baseline: str = Field(default="current", pattern=r"^(current|none|\d+\.\d+\.\d+)$")
+
+    # The ec2 backend (chalicelib/builders/ec2.py): a throwaway Amazon Linux 2023 instance.
+    # The AMI is AWS's public SSM parameter per architecture.
+    ec2_ami_parameter_x86_64: str = (
+        "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+    )
+    ec2_ami_parameter_arm64: str = (
+        "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
+    )
+    ec2_instance_type_x86_64: str = "c7i.2xlarge"
+    ec2_instance_type_arm64: str = "c7g.2xlarge"
+    ec2_spot: bool = False
+    # The deployment's launch template (instance profile, security group, IMDSv2, no key
+    # pair); RunInstances is allowed only with it. Empty: those are passed one by one.
+    ec2_launch_template_id: str = ""
+    ec2_instance_profile: str = ""
+    ec2_security_group_id: str = ""
+    ec2_subnet_id: str = ""
+    ec2_volume_gb: int = Field(default=40, ge=8, le=16384)
+    # The watchdog powers the instance off after this; the reaper terminates it after it.
+    ec2_build_timeout_s: int = Field(default=7200, ge=60, le=12 * 3600)
+    # The compiled-R cache of EC2 builds (the instance role may read and write it): empty
+    # for the artifact bucket's cache/, "none" for none but the instance's own disk.
+    ec2_cache_uri: str = ""
+    # build-source.zip (buildspec/ and runtime/, as CodeBuild gets it): s3://bucket/key.
+    ec2_build_source: str = ""
+
+    def allowed_backends(self) -> tuple[str, ...]:
+        extra = (b for b in self.build_backends.split(",") if b and b != self.build_backend)
+        return (self.build_backend, *extra)
 
     def buildable_r_versions(self) -> tuple[str, ...]:
         return tuple(v for v in self.r_versions.split(",") if v)

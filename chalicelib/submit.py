@@ -71,6 +71,13 @@ def submit_build(
             "among them",
             field="r_version",
         )
+    backend = request.backend or settings.build_backend
+    if backend not in settings.allowed_backends():
+        raise RequestInvalidError(
+            f"backend: this stage builds on {', '.join(settings.allowed_backends())}; "
+            f"{backend!r} is not among them",
+            field="backend",
+        )
     # Unknown packages, unavailable pins, libraries Lambda's OS lacks: refused before any
     # record exists (a 400 naming ``packages``).
     closure_for(spec, settings.cran_repo)
@@ -101,6 +108,7 @@ def submit_build(
             notify=notify,
             subscription_id=subscription_id,
             requested_by=caller,
+            backend=backend,
         )
         try:
             store.create_build(record, replaces=stale, force=request.force, caller=slot)

@@ -38,3 +38,14 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
 def describe_execution(arn: str) -> dict[str, Any]:
     resp: dict[str, Any] = client("stepfunctions").describe_execution(executionArn=arn)
     return resp
+
+
+def execution_running(arn: str) -> bool:
+    """Whether this execution is still RUNNING (one Step Functions does not know is not)."""
+    try:
+        resp = client("stepfunctions").describe_execution(executionArn=arn)
+    except ClientError as exc:
+        if error_code(exc) == "ExecutionDoesNotExist":
+            return False
+        raise
+    return str(resp.get("status")) == "RUNNING"

@@ -1,6 +1,6 @@
 """Build backends: where the buildspec phases run.
 
-``get_backend(settings)`` picks one by ``settings.build_backend``. CodeBuild is built in;
+``get_backend(settings)`` picks one by ``settings.build_backend``. CodeBuild and EC2 are built in;
 other backends register themselves (:func:`register_backend`): the local one lives with the
 developer tools (``rlayer.builders.local``), which this package never imports, so the Lambda
 package does not carry it.
@@ -28,6 +28,10 @@ def get_backend(settings: Settings) -> BuildBackend:
         from chalicelib.builders.codebuild import CodeBuildBackend
 
         return CodeBuildBackend(settings)
+    if name == "ec2":
+        from chalicelib.builders.ec2 import Ec2Backend
+
+        return Ec2Backend(settings)
     factory = _FACTORIES.get(name)
     if factory is None:
         hint = " (it comes with the rlayer tools: rlayer serve)" if name == "local" else ""

@@ -40,7 +40,7 @@ def _building(deps: Deps, build_id: str) -> tuple[BuildRecord, str]:
 
 def run_check(data: TaskInput, deps: Deps) -> CheckBuildOutput:
     record, build_ref = _building(deps, data.build_id)
-    progress = deps.backend.check_build(build_ref)
+    progress = deps.backend_named(record.backend).check_build(build_ref)
     fields: dict[str, Any] = {}
     if progress.log_url and progress.log_url != record.log_url:
         fields["log_url"] = progress.log_url
@@ -68,8 +68,8 @@ def run_stop(data: StopBuildInput, deps: Deps) -> StopBuildOutput:
     Returned rather than raised: stopping is this state's job, and the ASL turns the
     answer into ``$.failed.StopBuild`` (``BuildTimedOutError``) for RecordFailure.
     """
-    _, build_ref = _building(deps, data.build_id)
-    deps.backend.stop_build(build_ref)
+    record, build_ref = _building(deps, data.build_id)
+    deps.backend_named(record.backend).stop_build(build_ref)
     polls = f" after {data.polls} polls" if data.polls else ""
     logger.warning("build stopped: poll limit reached", extra={"build_ref": build_ref})
     return StopBuildOutput(

@@ -27,13 +27,13 @@ def run(data: TaskInput, deps: Deps) -> StartBuildOutput:
     # The spec comes from the record and is validated again: it becomes build variables.
     spec = BuildSpec.model_validate(record.spec.model_dump())
     try:
-        build_ref = deps.backend.start_build(record.build_id, spec)
+        build_ref = deps.backend_named(record.backend).start_build(record.build_id, spec)
     except BuildStartError:
         raise
     except ValueError as exc:
         raise BuildStartError(f"the spec cannot be built: {exc}") from exc
     deps.store.update_build(record.build_id, {"build_ref": build_ref}, expect=BuildStatus.BUILDING)
-    logger.info("build started", extra={"build_ref": build_ref, "backend": deps.backend.name})
+    logger.info("build started", extra={"build_ref": build_ref, "backend": record.backend})
     return StartBuildOutput(build_ref=build_ref)
 
 

@@ -47,6 +47,12 @@ class Deps:
             self._backend = backend_for(self.settings)
         return self._backend
 
+    def backend_named(self, name: str | None) -> BuildBackend:
+        """The backend a record asked for (None or the stage's default: :attr:`backend`)."""
+        if name is None or name == self.settings.build_backend:
+            return self.backend
+        return backend_for(self.settings.model_copy(update={"build_backend": name}))
+
 
 def default_deps() -> Deps:
     settings = get_settings()
