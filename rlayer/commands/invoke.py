@@ -3,7 +3,9 @@ bootstrap, with the given layers at /opt (bubblewrap), like `sam local invoke` w
 Docker. Without --layer it runs this repository's runtime with host R (handler
 development). With --serve it stays warm and answers Lambda's Invoke endpoint instead.
 
-Prints the response (or the error JSON) on stdout and the function's log on stderr.
+Prints the response (or the error JSON) on stdout and the function's log on stderr. With
+--stream a response the handler streams is printed chunk by chunk as it arrives, and an
+error after its first bytes (the stream's trailers) goes to stderr.
 Exit status: 0 success, 1 the function failed (error, timeout, crash), 2 bad usage or the
 function could not be set up.
 """
@@ -109,6 +111,11 @@ def register(subparsers: Any) -> None:
         "--memory", type=int, default=128, metavar="MB", help="memory size (default 128)"
     )
     parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="print a streamed response chunk by chunk as it arrives",
+    )
+    parser.add_argument(
         "--max-concurrency",
         type=int,
         default=1,
@@ -165,6 +172,27 @@ def _print_result(result: InvokeResult) -> int:
     return EXIT_FUNCTION_ERROR if result.function_error else EXIT_OK
 
 
+def _print_chunk(chunk: bytes) -> None:
+    sys.stdout.buffer.write(chunk)
+    sys.stdout.flush()
+
+
+def _finish_stream(result: InvokeResult) -> int:
+    """After --stream: a response that was not streamed is printed whole, as without it."""
+    if not result.streamed:
+        return _print_result(result)
+    sys.stdout.buffer.write(b"\n")
+    sys.stdout.flush()
+    if result.stream_error is not None:
+        error_console().print(
+            f"stream ended with {result.error_type}: "
+            f"{result.stream_error.decode(errors='replace')}",
+            style="red",
+            markup=False,
+        )
+    return EXIT_FUNCTION_ERROR if result.function_error else EXIT_OK
+
+
 def run(args: argparse.Namespace) -> int:
     err = error_console()
     try:
@@ -187,6 +215,8 @@ def run(args: argparse.Namespace) -> int:
             return _serve(opts, args.port, args.quiet)
         payload = _read_event(args.event)
         with _session(opts, args.quiet) as session:
+            if args.stream:
+                return _finish_stream(session.invoke(payload, on_chunk=_print_chunk))
             return _print_result(session.invoke(payload))
     except RLayerError as exc:
         err.print(f"error: {type(exc).__name__}: {exc.message}", style="red", markup=False)

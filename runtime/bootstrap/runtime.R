@@ -352,6 +352,9 @@ local({
   handler_formals <- names(formals(handler))
   wants_context <- "context" %in% handler_formals
   wants_event <- length(handler_formals) > 0L
+  # A `stream` argument: the handler may stream its response (streaming.R).
+  wants_stream <- "stream" %in% handler_formals
+  if (wants_stream) source_part("streaming.R")
 
   # ---- one invocation -------------------------------------------------------------------
   memory_mb <- suppressWarnings(as.integer(Sys.getenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")))
@@ -436,9 +439,16 @@ local({
     context <- if (wants_context) make_context(h, request_id)
     current_request_id <<- request_id
     on.exit(current_request_id <<- NULL)
+    stream <- if (wants_stream) new_stream(request_id)
 
     outcome <- with_log_capture(function() run_user_code(function() {
-      if (wants_context) {
+      if (wants_stream) {
+        if (wants_context) {
+          handler(event, context = context, stream = stream$writer)
+        } else {
+          handler(event, stream = stream$writer)
+        }
+      } else if (wants_context) {
         handler(event, context = context)
       } else if (wants_event) {
         handler(event)
@@ -452,8 +462,13 @@ local({
       # The outermost frame is our call; show it under the handler's own name.
       n <- length(trace)
       if (n) trace[[n]] <- sub("^handler\\(", paste0(target$fn, "("), trace[[n]])
-      return(report(request_id, class(cond)[[1L]], with_hint(conditionMessage(cond)), trace))
+      type <- class(cond)[[1L]]
+      message <- with_hint(conditionMessage(cond))
+      if (wants_stream && stream$started()) return(stream$fail(type, message, trace))
+      return(report(request_id, type, message, trace))
     }
+    # A streamed response is complete: the handler's value is not sent.
+    if (wants_stream && stream$started()) return(stream$finish())
     value <- outcome$value
     if (is_proxy_event(event)) {
       value <- proxy_response(value)

@@ -140,3 +140,37 @@ def test_invoke_endpoint_answers_like_lambda(write_handler: HandlerWriter) -> No
         too_big = _post(server.url, b"x" * (MAX_PAYLOAD_BYTES + 1), {})
         assert too_big.status == 413
         assert too_big.getheader("x-amzn-ErrorType") == "RequestTooLargeException"
+
+
+STREAM_R = """
+handler <- function(event, stream) {
+  stream$write("first\\n")
+  gate <- file.path(Sys.getenv("LAMBDA_TASK_ROOT"), "gate")
+  while (!file.exists(gate)) Sys.sleep(0.02)
+  stream$write("second\\n")
+  if (isTRUE(event$fail)) stop("gave up")
+}
+"""
+
+
+def test_invoke_stream_prints_chunks_as_they_arrive(write_handler: HandlerWriter) -> None:
+    root = write_handler("main.R", STREAM_R)
+    exe = Path(sys.executable).with_name("rlayer")
+    with subprocess.Popen(
+        [str(exe), "invoke", "main.handler", "--event", "-", "--stream", "-q"],
+        cwd=root,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        proc.stdin.write(b'{"fail": true}')
+        proc.stdin.close()
+        # The handler waits for the gate: the first chunk is printed before it returns.
+        assert proc.stdout.readline() == b"first\n"
+        (root / "gate").touch()
+        rest = proc.stdout.read()
+        error = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 1
+    assert rest == b"second\n\n"
+    assert "stream ended with simpleError" in error and "gave up" in error

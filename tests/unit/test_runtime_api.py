@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -231,3 +233,60 @@ def test_lambda_environment_in_the_sandbox() -> None:
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"
     assert env["LD_LIBRARY_PATH"].endswith(":/opt/lib")
     assert env["MY_SETTING"] == "1" and env["TZ"] == "Europe/Paris"  # the function's own win
+
+
+# ---- streamed responses and newer headers ---------------------------------------------
+
+
+class ListBody:
+    """A streamed body whose chunks are given, then its trailers."""
+
+    def __init__(self, chunks: list[bytes], trailers: dict[str, str]) -> None:
+        self._chunks = chunks
+        self._final = trailers
+        self.trailers: dict[str, str] = {}
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._chunks
+        self.trailers = self._final
+
+
+def test_tenant_id_is_a_next_header_only_when_set() -> None:
+    plain = invocation()
+    plain.deliver()
+    assert "Lambda-Runtime-Aws-Tenant-Id" not in plain.headers()
+    tenant = invocation(tenant_id="t-1")
+    tenant.deliver()
+    assert tenant.headers()["Lambda-Runtime-Aws-Tenant-Id"] == "t-1"
+
+
+def test_a_stream_reaches_on_chunk_chunk_by_chunk() -> None:
+    broker = InvocationBroker()
+    seen: list[tuple[bytes, bool]] = []
+    inv = invocation(on_chunk=lambda c: seen.append((c, inv.done.is_set())))
+    broker.submit(inv)
+    broker.next_invocation(timeout=1)
+    reply = broker.post_stream("req-1", "text/plain", ListBody([b"a", b"bc"], {}))
+    assert reply.status == 202
+    assert seen == [(b"a", False), (b"bc", False)]  # each before the invocation ended
+    assert inv.done.is_set() and inv.response == b"abc" and inv.error_type is None
+    assert inv.streamed and inv.content_type == "text/plain"
+
+
+def test_trailers_fail_a_stream_with_the_decoded_error() -> None:
+    broker = InvocationBroker()
+    inv = invocation()
+    broker.submit(inv)
+    broker.next_invocation(timeout=1)
+    error = error_payload("MyError", "late")
+    trailers = {
+        "lambda-runtime-function-error-type": "MyError",
+        "lambda-runtime-function-error-body": base64.b64encode(error).decode(),
+    }
+    assert broker.post_stream("req-1", "text/plain", ListBody([b"part"], trailers)).status == 202
+    assert (inv.response, inv.error_type, inv.stream_error) == (b"part", "MyError", error)
+
+
+def test_a_stream_for_an_unknown_request_is_refused() -> None:
+    reply = InvocationBroker().post_stream("nope", "text/plain", ListBody([], {}))
+    assert reply.status == 400

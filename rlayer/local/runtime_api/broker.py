@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 # Lambda's synchronous invoke limit, for the request and for the response.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 RUNTIME_PREFIX = "/2018-06-01/runtime"
 ERROR_CONTENT_TYPE = "application/vnd.aws.lambda.error+json"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
+# A streamed response reports an error that comes after its first bytes in these trailers
+# (the body: the error JSON, base64-encoded).
+ERROR_BODY_TRAILER = "Lambda-Runtime-Function-Error-Body"
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
 # LogResult is the last 4 KB of an invocation's log.
 LOG_TAIL_BYTES = 4096
@@ -63,6 +68,12 @@ class Invocation:
     response: bytes | None = None
     error_type: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    # A streamed answer: each chunk goes to on_chunk as it arrives; an error after the
+    # first bytes (the trailers) is stream_error, the response keeps what was streamed.
+    on_chunk: Callable[[bytes], None] | None = None
+    streamed: bool = False
+    content_type: str | None = None
+    stream_error: bytes | None = None
 
     def deliver(self) -> None:
         self.delivered_at = time.monotonic()
@@ -109,6 +120,14 @@ class Reply:
 
 
 ACCEPTED = Reply.json(202, {"status": "OK"})
+
+
+class StreamBody(Protocol):
+    """A streamed request body: its chunks as they arrive, then its trailers."""
+
+    trailers: dict[str, str]
+
+    def __iter__(self) -> Iterator[bytes]: ...
 
 
 def _error_type_of(body: bytes, header: str | None) -> str:
@@ -174,6 +193,33 @@ class InvocationBroker:
                 )
             del self._active[request_id]
             invocation.finish(body)
+            return ACCEPTED
+
+    def post_stream(self, request_id: str, content_type: str, body: StreamBody) -> Reply:
+        """A streamed response, read as it arrives (outside the lock: it may take as long
+        as the function runs); an error in its trailers fails the invocation."""
+        with self._cond:
+            invocation = self._active.get(request_id)
+            if invocation is None:
+                return _invalid_request_id(request_id)
+            invocation.streamed = True
+            invocation.content_type = content_type
+        chunks: list[bytes] = []
+        for chunk in body:
+            chunks.append(chunk)
+            if invocation.on_chunk is not None:
+                invocation.on_chunk(chunk)
+        error_type = body.trailers.get(ERROR_TYPE_HEADER.lower())
+        if error_type:
+            encoded = body.trailers.get(ERROR_BODY_TRAILER.lower(), "")
+            try:
+                invocation.stream_error = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
+                invocation.stream_error = encoded.encode()
+        with self._cond:
+            if self._active.pop(request_id, None) is None:
+                return _invalid_request_id(request_id)  # answered meanwhile (init error)
+            invocation.finish(b"".join(chunks), error_type or None)
             return ACCEPTED
 
     def post_error(self, request_id: str, body: bytes, error_type_header: str | None) -> Reply:

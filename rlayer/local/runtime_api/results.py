@@ -27,6 +27,11 @@ class InvokeResult(BaseModel):
     max_memory_mb: int
     # The last 4 KB of the invocation's log (runtime output and START/END/REPORT lines).
     log_tail: str
+    # A streamed response (payload holds its bytes): its Content-Type, and the error JSON
+    # of the trailers when the function failed after streaming began.
+    streamed: bool = False
+    content_type: str | None = None
+    stream_error: bytes | None = None
 
     @property
     def ok(self) -> bool:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
 from typing import Any
 
 from rlayer.local.runtime_api.broker import (
@@ -16,13 +17,53 @@ from rlayer.local.runtime_api.broker import (
 )
 
 Dispatch = Callable[[str, str, Mapping[str, str], bytes], Reply | None]
+# A streamed request (Lambda-Runtime-Function-Response-Mode: streaming): its body is
+# handed over chunk by chunk as it arrives, not read whole first.
+StreamDispatch = Callable[[str, Mapping[str, str], "ChunkedBody"], Reply]
+RESPONSE_MODE_HEADER = "lambda-runtime-function-response-mode"
+
+
+class ChunkedBody:
+    """A chunked request body, chunk by chunk as it arrives; ``trailers`` once it ended.
+
+    Hand-written (why: http.server reads no chunked bodies, and a streamed response must
+    reach the invoker chunk by chunk, before the function returns)."""
+
+    def __init__(self, rfile: BufferedIOBase) -> None:
+        self._rfile = rfile
+        self.trailers: dict[str, str] = {}
+        self.ended = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        while not self.ended:
+            size = int(self._rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while line := self._rfile.readline().strip():
+                    name, _, value = line.decode("latin-1").partition(":")
+                    self.trailers[name.strip().lower()] = value.strip()
+                self.ended = True
+                return
+            chunk = self._rfile.read(size)
+            self._rfile.readline()
+            yield chunk
+
+    def drain(self) -> None:
+        for _ in self:
+            pass
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, dispatch: Dispatch, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        dispatch: Dispatch,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        stream_dispatch: StreamDispatch | None = None,
+    ) -> None:
         self.dispatch = dispatch
+        self.stream_dispatch = stream_dispatch
         super().__init__((host, port), _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -47,21 +88,28 @@ class _Handler(BaseHTTPRequestHandler):
         if length is not None:
             return self.rfile.read(int(length))
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline().strip():  # trailers
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
+            return b"".join(ChunkedBody(self.rfile))
         return b""
 
+    def _is_stream(self, headers: Mapping[str, str]) -> bool:
+        return (
+            self.command == "POST"
+            and self.server.stream_dispatch is not None
+            and headers.get(RESPONSE_MODE_HEADER, "").lower() == "streaming"
+            and "chunked" in headers.get("transfer-encoding", "").lower()
+        )
+
     def _handle(self) -> None:
-        body = self._read_body() if self.command == "POST" else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
-        reply = self.server.dispatch(self.command, self.path, headers, body)
+        reply: Reply | None
+        if self._is_stream(headers):
+            assert self.server.stream_dispatch is not None
+            body = ChunkedBody(self.rfile)
+            reply = self.server.stream_dispatch(self.path, headers, body)
+            body.drain()  # whatever the dispatch left unread
+        else:
+            body_bytes = self._read_body() if self.command == "POST" else b""
+            reply = self.server.dispatch(self.command, self.path, headers, body_bytes)
         if reply is None:  # shutting down: hang up without an answer
             self.close_connection = True
             return
@@ -82,8 +130,14 @@ class _Handler(BaseHTTPRequestHandler):
 class HTTPService:
     """A _Server on its own thread."""
 
-    def __init__(self, dispatch: Dispatch, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._httpd = _Server(dispatch, host, port)
+    def __init__(
+        self,
+        dispatch: Dispatch,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        stream_dispatch: StreamDispatch | None = None,
+    ) -> None:
+        self._httpd = _Server(dispatch, host, port, stream_dispatch)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -111,7 +165,7 @@ class RuntimeAPIServer(HTTPService):
 
     def __init__(self, broker: InvocationBroker | None = None) -> None:
         self.broker = broker or InvocationBroker()
-        super().__init__(self.dispatch)
+        super().__init__(self.dispatch, stream_dispatch=self.dispatch_stream)
 
     @property
     def address(self) -> str:
@@ -137,6 +191,15 @@ class RuntimeAPIServer(HTTPService):
         if action == "response":
             return self.broker.post_response(request_id, body)
         return self.broker.post_error(request_id, body, error_type)
+
+    def dispatch_stream(self, path: str, headers: Mapping[str, str], body: ChunkedBody) -> Reply:
+        """A streamed response: its chunks reach the invocation as they arrive."""
+        route = runtime_route("POST", path)
+        if route is None or route[0] != "response" or route[1] is None:
+            return Reply.json(404, {"errorMessage": f"no streaming route POST {path}"})
+        return self.broker.post_stream(
+            route[1], headers.get("content-type", "application/octet-stream"), body
+        )
 
     def close(self) -> None:
         self.broker.close()

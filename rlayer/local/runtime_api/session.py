@@ -7,7 +7,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -155,32 +155,37 @@ class RuntimeSession:
         client_context: str | Mapping[str, Any] | None = None,
         cognito_identity: str | Mapping[str, Any] | None = None,
         tenant_id: str | None = None,
+        on_chunk: Callable[[bytes], None] | None = None,
     ) -> InvokeResult:
-        """Invoke synchronously (RequestResponse), starting the runtime if it is cold."""
+        """Invoke synchronously (RequestResponse), starting the runtime if it is cold.
+        A response the runtime streams goes to ``on_chunk`` chunk by chunk as it arrives
+        (InvokeWithResponseStream); the result holds it whole as well."""
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise PayloadTooLargeError(
                 f"request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the "
                 f"InvokeFunction operation (got {len(payload)})"
             )
+        invocation = Invocation(
+            request_id=str(uuid.uuid4()),
+            payload=payload,
+            function_arn=self.function_arn,
+            timeout_s=self.timeout_s,
+            client_context=_as_json(client_context),
+            cognito_identity=_as_json(cognito_identity),
+            tenant_id=tenant_id,
+            on_chunk=on_chunk,
+        )
         with self._slots:
-            return self._invoke(
-                payload, _as_json(client_context), _as_json(cognito_identity), tenant_id
-            )
+            return self._invoke(invocation)
 
-    def _invoke(
-        self,
-        payload: bytes,
-        client_context: str | None,
-        cognito_identity: str | None,
-        tenant_id: str | None,
-    ) -> InvokeResult:
-        request_id = str(uuid.uuid4())
+    def _invoke(self, invocation: Invocation) -> InvokeResult:
+        request_id = invocation.request_id
         with self._lock:  # the instance is shared; the wait for the answer is not
             self.sandbox.prepare()
-            started = self._submit(request_id, payload, client_context, cognito_identity, tenant_id)
+            started = self._submit(invocation)
         if isinstance(started, InvokeResult):
             return started
-        instance, invocation, cold, mark = started
+        instance, cold, mark = started
         process = instance.process
         failure = await_answer(
             process,
@@ -241,18 +246,15 @@ class RuntimeSession:
             duration_ms=duration_ms,
             max_memory_mb=peak_mb,
             log_tail=tail,
+            streamed=invocation.streamed,
+            content_type=invocation.content_type,
+            stream_error=invocation.stream_error,
         )
 
-    def _submit(
-        self,
-        request_id: str,
-        payload: bytes,
-        client_context: str | None,
-        cognito_identity: str | None,
-        tenant_id: str | None,
-    ) -> InvokeResult | tuple[_Instance, Invocation, bool, int]:
+    def _submit(self, invocation: Invocation) -> InvokeResult | tuple[_Instance, bool, int]:
         """Queue the event on the warm runtime (starting one if there is none): the
-        instance, the invocation, whether it is cold, and where its log starts."""
+        instance, whether it is cold, and where the event's log starts."""
+        request_id = invocation.request_id
         if self.sandbox.entrypoint() is None:
             message = (
                 f"RequestId: {request_id} Error: Couldn't find valid bootstrap(s): "
@@ -276,18 +278,9 @@ class RuntimeSession:
         instance.invokes += 1
         process = instance.process
         mark = 0 if cold else process.log_mark()  # a cold invoke's log includes init
-        invocation = Invocation(
-            request_id=request_id,
-            payload=payload,
-            function_arn=self.function_arn,
-            timeout_s=self.timeout_s,
-            client_context=client_context,
-            cognito_identity=cognito_identity,
-            tenant_id=tenant_id,
-        )
         process.note(f"START RequestId: {request_id} Version: $LATEST")
         instance.api.broker.submit(invocation)
-        return instance, invocation, cold, mark
+        return instance, cold, mark
 
 
 def _as_json(value: str | Mapping[str, Any] | None) -> str | None:
