@@ -20,6 +20,8 @@
 #     Runtime.UnmarshalError        the event is not valid JSON
 #     Runtime.MarshalError          the return value cannot be serialised to JSON
 #     Function.ResponseSizeTooLarge the Runtime API refused the response with a 413
+#     Runtime.ExitError             the worker serving the event died (workers.R)
+#   an error after a streamed response began goes in its trailers instead (streaming.R)
 #
 # Events are parsed with simplifyVector (a JSON array of scalars becomes an atomic
 # vector) but arrays of objects stay lists, so nested events keep their shape. Return
