@@ -17,6 +17,9 @@ if (is.na(log_threshold)) log_threshold <- 1L
 log_line_max <- 4095L # PIPE_BUF less the newline
 # The event being served (NULL between events): every line carries it.
 current_request_id <- NULL
+# Workers (workers.R) turn message() and warning() into log lines in text form too, so
+# that lines of events served side by side stay whole and name their event.
+log_capture_text <- FALSE
 
 # A JSON string literal. Hand-written (why: JSON logging must not need jsonlite loaded,
 # and a log line must never fail on what it is given).
@@ -100,10 +103,10 @@ log_error <- function(type, message, trace = character(), request_id = current_r
            request_id)
 }
 
-# Runs thunk() with a handler's message() and warning() turned into log lines (JSON form
-# only: in text form R writes them to stderr as it always does).
+# Runs thunk() with a handler's message() and warning() turned into log lines (JSON form,
+# or in workers: otherwise R writes them to stderr as it always does).
 with_log_capture <- function(thunk) {
-  if (!log_json) return(thunk())
+  if (!log_json && !log_capture_text) return(thunk())
   withCallingHandlers(
     thunk(),
     message = function(m) {

@@ -21,6 +21,7 @@ run_workers <- function(n, serve) {
     if (inherits(process, "masterProcess")) {
       # The worker. Its connection is its own: the parent's (if any) is left alone.
       conn <<- NULL
+      log_capture_text <<- TRUE
       # "-" between events: an empty message would read as the worker's end.
       on_event <<- function(request_id) {
         send_master(charToRaw(if (nzchar(request_id)) request_id else "-"))

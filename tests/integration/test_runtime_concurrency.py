@@ -92,3 +92,21 @@ def test_a_dead_workers_event_gets_an_error_and_the_worker_is_replaced(
     assert all(r.ok for r in results)
     assert max(b["started"] for b in bodies) < min(b["ended"] for b in bodies)
     assert len({b["pid"] for b in bodies}) == 2
+
+
+def test_text_lines_of_workers_name_their_event(
+    make_session: SessionFactory, concurrent_root: Path, host_r: Path
+) -> None:
+    lines: list[str] = []
+    session = make_session(
+        task_root=concurrent_root,
+        handler="conc.handler",
+        max_concurrency=3,
+        memory_mb=4096,
+        timeout_s=10,
+        log_sink=lines.append,
+    )
+    results = invoke_all(session, [{"n": n, "sleep": 0.3} for n in range(3)])
+    assert all(r.ok for r in results)
+    for n, result in enumerate(results):
+        assert f"[INFO] RequestId: {result.request_id} working on {n}" in lines
