@@ -6,8 +6,8 @@
 # shares the sourced handler and loaded packages copy-on-write). Each worker runs the loop
 # on its own connection to the Runtime API, so request ids, context and _X_AMZN_TRACE_ID
 # (an environment variable: each process has its own) stay apart. A worker tells the
-# parent through parallel's pipe which event it is serving; when a worker dies, the
-# parent answers that event with Runtime.ExitError and forks a replacement.
+# parent through parallel's pipe which event it is serving; when a worker dies mid-event,
+# the parent answers that event with Runtime.ExitError and forks a replacement.
 
 run_workers <- function(n, serve) {
   mcfork <- get("mcfork", envir = asNamespace("parallel"))
@@ -57,7 +57,12 @@ run_workers <- function(n, serve) {
         # Workers forked later must not share this connection.
         disconnect()
       } else {
-        log_line("rlayer runtime: worker ", key, " exited between events", level = "WARN")
+        # Between events a worker only exits when the Runtime API is gone or refused its
+        # /next, which ends a single-process runtime too: end the environment, not loop.
+        log_line("rlayer runtime: worker ", key, " exited between events; exiting")
+        pids <- as.integer(names(serving))
+        if (length(pids)) tools::pskill(pids, tools::SIGKILL)
+        quit(save = "no", status = 1L)
       }
       start_worker()
     }

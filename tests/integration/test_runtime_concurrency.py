@@ -4,6 +4,7 @@ each with its own /next loop and connection, driven by concurrent invokes."""
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,10 @@ WORKERS = 4
 CONCURRENT_R = r"""
 handler <- function(event, context) {
   if (identical(event$case, "die")) tools::pskill(Sys.getpid(), 9L)
+  if (identical(event$case, "die_idle")) {
+    system(sprintf("(sleep 0.3; kill -9 %d) >/dev/null 2>&1 &", Sys.getpid()))
+    return("dying")
+  }
   started <- as.numeric(Sys.time())
   message("working on ", event$n)
   Sys.sleep(event$sleep)
@@ -110,3 +115,25 @@ def test_text_lines_of_workers_name_their_event(
     assert all(r.ok for r in results)
     for n, result in enumerate(results):
         assert f"[INFO] RequestId: {result.request_id} working on {n}" in lines
+
+
+def test_a_worker_lost_between_events_ends_the_environment(
+    make_session: SessionFactory, concurrent_root: Path, host_r: Path
+) -> None:
+    lines: list[str] = []
+    session = make_session(
+        task_root=concurrent_root,
+        handler="conc.handler",
+        max_concurrency=2,
+        memory_mb=4096,
+        log_sink=lines.append,
+    )
+    first = session.invoke(b'{"case": "die_idle"}')
+    assert first.ok and first.init_ms is not None
+    deadline = time.monotonic() + 10
+    while session.warm and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not session.warm  # the whole runtime exited, not a loop of new workers
+    assert any("exited between events; exiting" in line for line in lines)
+    again = session.invoke(json.dumps({"n": 1, "sleep": 0}).encode())
+    assert again.ok and again.init_ms is not None  # a new, cold environment
