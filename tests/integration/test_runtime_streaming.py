@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,10 @@ handler <- function(event, context, stream) {
       stream$http(200L)
     },
     buffered = list(streamed = FALSE, request_id = context$aws_request_id),
+    ids = for (i in 1:3) {
+      stream$write(paste0(context$aws_request_id, ";"))
+      Sys.sleep(0.1)
+    },
     early_error = stop("nothing written")
   )
 }
@@ -123,3 +128,20 @@ def test_a_handler_that_writes_nothing_answers_as_usual(streaming: RuntimeSessio
     failed = streaming.invoke(b'{"case": "early_error"}')
     assert not failed.streamed and failed.stream_error is None
     assert failed.json_payload()["errorMessage"] == "nothing written"
+
+
+def test_workers_stream_side_by_side(stream_root: Path, host_r: Path) -> None:
+    with (
+        RuntimeSession(
+            task_root=stream_root,
+            handler="stream.handler",
+            timeout_s=10,
+            memory_mb=4096,
+            max_concurrency=2,
+        ) as session,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        results = list(pool.map(lambda _: session.invoke(b'{"case": "ids"}'), range(2)))
+    for result in results:
+        assert result.ok and result.streamed
+        assert result.payload == f"{result.request_id};".encode() * 3
