@@ -95,6 +95,7 @@ def test_invoke_with_layers_and_timeout(
         (["main", "--event", "-"], b"{}", "not file.function"),
         (["main.handler", "--event", "-", "--layer", "/no/such/layer"], b"{}", "does not exist"),
         (["main.handler", "--event", "-", "--memory", "64"], b"{}", "memory_mb"),
+        (["main.handler", "--event", "-", "--max-concurrency", "0"], b"{}", "max_concurrency"),
     ],
 )
 def test_invoke_usage_errors_exit_2(
