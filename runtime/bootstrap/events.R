@@ -74,9 +74,15 @@ http_request <- function(event) {
     path <- event[["path"]]
     source_ip <- ctx[["identity"]][["sourceIp"]]
   } else {
-    # v2 joins repeated query keys with commas: split them back into vectors.
-    query <- lapply(as_named(event[["queryStringParameters"]]),
-                    function(v) strsplit(v, ",", fixed = TRUE)[[1L]])
+    # v2 joins repeated keys' values with commas, which a value may hold too: read the
+    # raw query string instead, where it is there.
+    raw_query <- event[["rawQueryString"]]
+    query <- if (is.character(raw_query) && nzchar(raw_query)) {
+      parse_query(raw_query)
+    } else {
+      lapply(as_named(event[["queryStringParameters"]]),
+             function(v) strsplit(v, ",", fixed = TRUE)[[1L]])
+    }
     cookies <- as.character(unlist(event[["cookies"]]))
     method <- ctx[["http"]][["method"]]
     path <- event[["rawPath"]]
@@ -87,6 +93,15 @@ http_request <- function(event) {
     path_params = as_named(event[["pathParameters"]]), cookies = cookies,
     body = body, body_raw = body_raw, source_ip = source_ip
   )
+}
+
+# "a=1&b=x%20y&a=2" as list(a = c("1", "2"), b = "x y").
+parse_query <- function(text) {
+  pairs <- strsplit(strsplit(text, "&", fixed = TRUE)[[1L]], "=", fixed = TRUE)
+  pairs <- pairs[lengths(pairs) > 0L]
+  keys <- vapply(pairs, function(p) url_decode(p[[1L]]), "")
+  values <- vapply(pairs, function(p) url_decode(paste(p[-1L], collapse = "=")), "")
+  split(values, factor(keys, levels = unique(keys)))
 }
 
 http_json_body <- function(event) {
