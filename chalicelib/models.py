@@ -23,6 +23,16 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
+from chalicelib.distribution.principals import (
+    MAX_REGIONS,
+    MAX_SHARE,
+    REGION_SCHEMA,
+    SHARE_SCHEMA,
+    RegionalVersion,
+    check_regions,
+    check_share,
+)
+
 R_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
 MIN_R_VERSION = (4, 0, 0)
 # CRAN: letters, digits and dots, starts with a letter, no trailing dot, >= 2 characters.
@@ -237,6 +247,24 @@ class BuildRequest(BaseModel):
     force: bool = False
     # Where it is built (codebuild, ec2, ...); the stage's default when absent.
     backend: str | None = Field(default=None, max_length=32, pattern=r"^[a-z][a-z0-9_-]*$")
+    # A subset of the stage's regions (empty: all of them); the stack's own is always one.
+    regions: list[Annotated[str, Field(json_schema_extra=REGION_SCHEMA)]] = Field(
+        default_factory=list, max_length=MAX_REGIONS
+    )
+    # Account ids, organization ids (o-...) or "public", besides the stage's own.
+    share: list[Annotated[str, Field(json_schema_extra=SHARE_SCHEMA)]] = Field(
+        default_factory=list, max_length=MAX_SHARE
+    )
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, value: list[str]) -> list[str]:
+        return check_regions(value)
+
+    @field_validator("share")
+    @classmethod
+    def _share(cls, value: list[str]) -> list[str]:
+        return check_share(value)
 
     @field_validator("r_version")
     @classmethod
@@ -304,6 +332,10 @@ class LayerRef(BaseModel):
     recipe_hash: str | None = None
     # Deleted again because the build failed after publishing it (never a reused layer).
     retired: bool = False
+    # The version in every region of the build (the stack's own included; ``arn`` is that).
+    regions: dict[str, RegionalVersion] = Field(default_factory=dict, max_length=MAX_REGIONS)
+    # Who may use it besides this account (account ids, o-..., public), in every region.
+    shared_with: list[str] = Field(default_factory=list, max_length=4 * MAX_SHARE)
 
 
 class CanaryResult(BaseModel):
@@ -363,6 +395,15 @@ class BuildRecord(BaseModel):
     subscription_id: str | None = Field(default=None, max_length=MAX_NAME)
     # Who asked (an IAM principal's ARN, a Slack user): whose in-flight limit it counts on.
     requested_by: str | None = Field(default=None, max_length=MAX_URL)
+    # Where its layers go and who they are shared with (chalicelib.distribution).
+    regions: list[str] = Field(default_factory=list, max_length=MAX_REGIONS)
+    share: list[str] = Field(default_factory=list, max_length=MAX_SHARE * 2)
+    # Retention: a later proven build of the same spec replaced this one; its versions go
+    # at expires_at (the expiry task), and deleted_at is the tombstone once they are gone.
+    superseded_by: str | None = Field(default=None, max_length=MAX_NAME)
+    superseded_at: str | None = Field(default=None, max_length=MAX_NAME)
+    expires_at: str | None = Field(default=None, max_length=MAX_NAME)
+    deleted_at: str | None = Field(default=None, max_length=MAX_NAME)
 
     def notify_targets(self) -> list[NotifyTarget]:
         return [t for t in (self.notify, *self.watchers) if t is not None]

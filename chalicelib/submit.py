@@ -15,6 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chalicelib.aws import stepfunctions
 from chalicelib.aws.faults import as_error
 from chalicelib.aws.store import CallerSlot, Store
+from chalicelib.distribution import requests as distribution
 from chalicelib.errors import (
     ConflictError,
     NotFoundError,
@@ -81,6 +82,7 @@ def submit_build(
     # Unknown packages, unavailable pins, libraries Lambda's OS lacks: refused before any
     # record exists (a 400 naming ``packages``).
     closure_for(spec, settings.cran_repo)
+    regions, share = distribution.resolve(request, settings)
     for _ in range(_ATTEMPTS):
         stale: str | None = None
         if not request.force:
@@ -91,8 +93,17 @@ def submit_build(
                 except NotFoundError:
                     existing = None
                 if existing is not None and existing.status is not BuildStatus.FAILED:
-                    logger.info("duplicate spec", extra={"existing_build_id": existing_id})
-                    return _watch(existing, notify, store=store), False
+                    if not distribution.covers(existing, regions, share):
+                        if not existing.status.is_final:
+                            raise ConflictError(
+                                f"build {existing_id} of this spec is running for other "
+                                "regions or principals; ask again when it has ended"
+                            )
+                    else:
+                        logger.info("duplicate spec", extra={"existing_build_id": existing_id})
+                        return _watch(existing, notify, store=store), False
+                # Failed, or proven for fewer regions or principals (the new build then
+                # goes everywhere asked and, once proven, supersedes it).
                 stale = existing_id
         build_id = new_build_id()
         slot = _caller_slot(store, caller, settings.max_builds_per_caller)
@@ -109,6 +120,8 @@ def submit_build(
             subscription_id=subscription_id,
             requested_by=caller,
             backend=backend,
+            regions=regions,
+            share=share,
         )
         try:
             store.create_build(record, replaces=stale, force=request.force, caller=slot)

@@ -4,7 +4,7 @@
 set -eu
 PKGS="r-base-core r-cran-jsonlite bubblewrap zip unzip dpkg-dev gfortran build-essential \
 libcurl4-openssl-dev zlib1g-dev libbz2-dev liblzma-dev libpcre2-dev libreadline-dev \
-libdeflate-dev binutils file patchelf r-cran-digest curl mmdebstrap"
+libdeflate-dev binutils file patchelf r-cran-digest curl mmdebstrap chromium-headless-shell"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

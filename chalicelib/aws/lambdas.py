@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,9 +46,11 @@ def publish_layer_version(
     description: str,
     architecture: str,
     license_info: str,
+    region: str | None = None,
 ) -> PublishedLayer:
-    # Always from S3: a direct upload is capped at 50 MB, below many R layers.
-    resp = client("lambda").publish_layer_version(
+    # Always from S3 (a bucket in ``region``): a direct upload is capped at 50 MB, below
+    # many R layers, and Lambda reads S3 in its own region only.
+    resp = client("lambda", region).publish_layer_version(
         LayerName=name,
         Description=description,
         Content={"S3Bucket": bucket, "S3Key": key},
@@ -63,11 +66,13 @@ def publish_layer_version(
     )
 
 
-def list_layer_versions(name: str) -> list[dict[str, Any]]:
+def list_layer_versions(name: str, region: str | None = None) -> list[dict[str, Any]]:
     """Every version of a layer (newest first); empty when the layer does not exist."""
     versions: list[dict[str, Any]] = []
     try:
-        for page in client("lambda").get_paginator("list_layer_versions").paginate(LayerName=name):
+        for page in (
+            client("lambda", region).get_paginator("list_layer_versions").paginate(LayerName=name)
+        ):
             versions.extend(page.get("LayerVersions", []))
     except ClientError as exc:
         if error_code(exc) == "ResourceNotFoundException":
@@ -77,12 +82,13 @@ def list_layer_versions(name: str) -> list[dict[str, Any]]:
 
 
 def get_layer_version(arn: str) -> dict[str, Any] | None:
-    """A layer version by its ARN (with ``Content.CodeSha256``), or None when it is gone."""
+    """A layer version by its ARN (with ``Content.CodeSha256``), or None when it is gone;
+    asked in the ARN's region."""
     # GetLayerVersion by name and number: the same answer as GetLayerVersionByArn, and the
     # one the offline stack implements too.
     layer_arn, _, number = arn.rpartition(":")
     try:
-        resp: dict[str, Any] = client("lambda").get_layer_version(
+        resp: dict[str, Any] = client("lambda", arn_region(arn)).get_layer_version(
             LayerName=layer_arn, VersionNumber=int(number)
         )
     except ClientError as exc:
@@ -92,9 +98,48 @@ def get_layer_version(arn: str) -> dict[str, Any] | None:
     return resp
 
 
-def delete_layer_version(name: str, version: int) -> None:
+def delete_layer_version(name: str, version: int, region: str | None = None) -> None:
     # Deleting a version that is already gone succeeds in Lambda: safe to repeat.
-    client("lambda").delete_layer_version(LayerName=name, VersionNumber=version)
+    client("lambda", region).delete_layer_version(LayerName=name, VersionNumber=version)
+
+
+def arn_region(arn: str) -> str:
+    """The region of a Lambda ARN (arn:aws:lambda:<region>:...)."""
+    return arn.split(":")[3]
+
+
+def add_layer_permission(arn: str, statement_id: str, grant: dict[str, str]) -> bool:
+    """Let ``grant`` (Principal and perhaps OrganizationId) use the version; False when a
+    statement of that id is there already (an earlier attempt added it)."""
+    layer_arn, _, number = arn.rpartition(":")
+    try:
+        client("lambda", arn_region(arn)).add_layer_version_permission(
+            LayerName=layer_arn,
+            VersionNumber=int(number),
+            StatementId=statement_id,
+            Action="lambda:GetLayerVersion",
+            **grant,
+        )
+    except ClientError as exc:
+        if error_code(exc) == "ResourceConflictException":
+            return False
+        raise
+    return True
+
+
+def layer_policy(arn: str) -> dict[str, Any] | None:
+    """The version's resource policy (parsed), or None when it has none."""
+    layer_arn, _, number = arn.rpartition(":")
+    try:
+        resp = client("lambda", arn_region(arn)).get_layer_version_policy(
+            LayerName=layer_arn, VersionNumber=int(number)
+        )
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+    policy: dict[str, Any] = json.loads(resp["Policy"])
+    return policy
 
 
 def function_configuration(name: str, qualifier: str | None = None) -> dict[str, Any] | None:

@@ -18,15 +18,20 @@ from botocore.config import Config
 from chalicelib.settings import get_settings
 
 
-@lru_cache(maxsize=32)
 def client(service: str, region: str | None = None) -> Any:
+    # The stack's region named or not: one client (its events are the seam above).
+    return _client(service, region or get_settings().aws_region)
+
+
+@lru_cache(maxsize=64)
+def _client(service: str, region: str) -> Any:
     settings = get_settings()
     # Standard retry mode backs off on throttling; adaptive would add client-side rate
     # limiting we do not need for a handful of calls per build.
     config = Config(retries={"mode": "standard", "max_attempts": settings.aws_max_attempts})
-    return boto3.client(service, region_name=region or settings.aws_region, config=config)
+    return boto3.client(service, region_name=region, config=config)
 
 
 def reset_clients() -> None:
     """Forget cached clients (tests switch endpoints between moto instances)."""
-    client.cache_clear()
+    _client.cache_clear()

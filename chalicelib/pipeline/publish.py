@@ -1,12 +1,12 @@
-"""PublishLayers: the validated zips become Lambda layer versions (from S3), once each."""
+"""PublishLayers: the validated zips become Lambda layer versions (from S3), once each, in
+every region of the build (``chalicelib.distribution.regional``)."""
 
 from __future__ import annotations
 
-import base64
-from typing import Any
-
-from chalicelib.aws import lambdas, s3
+from chalicelib.aws import s3
 from chalicelib.builders.base import artifact_prefix
+from chalicelib.distribution.principals import RegionalVersion
+from chalicelib.distribution.regional import Publication, publish_in, reusable
 from chalicelib.errors import ArtifactInvalidError, PublishError
 from chalicelib.models import (
     LAMBDA_DESCRIPTION_MAX,
@@ -15,7 +15,6 @@ from chalicelib.models import (
     LayerManifest,
     LayerRef,
 )
-from chalicelib.observability import logger
 from chalicelib.pipeline import runtimes
 from chalicelib.pipeline.contracts import PublishedSummary, PublishOutput, TaskInput
 from chalicelib.pipeline.layer_view import Kind
@@ -35,6 +34,11 @@ def layer_name(record: BuildRecord, kind: Kind) -> str:
         name = record.layer_name
         return name if name.startswith("r-") else f"r-{name}"
     return record.spec.packages_layer_name
+
+
+def build_regions(record: BuildRecord, home: str) -> list[str]:
+    """The regions of a build, the stack's own first (older records: that one only)."""
+    return [home, *(r for r in record.regions if r != home)]
 
 
 def describe(record: BuildRecord, kind: Kind, manifest: LayerManifest) -> str:
@@ -69,101 +73,110 @@ def _s3_object(record: BuildRecord, deps: Deps, location: Location, kind: Kind) 
     assert location.directory is not None
     bucket = deps.settings.artifact_bucket
     key = artifact_prefix(record.build_id) + zip_name(kind)
-    s3.upload(location.directory / zip_name(kind), bucket, key)
+    if not s3.exists(bucket, key):
+        s3.upload(location.directory / zip_name(kind), bucket, key)
     return bucket, key
 
 
-def _reusable_runtime(record: BuildRecord, deps: Deps, manifest: LayerManifest) -> LayerRef | None:
-    proven = runtimes.get_proven(deps.store, record.spec.r_version, record.spec.architecture)
-    if proven is None:
-        return None
-    if proven.recipe_hash != manifest.recipe_hash or proven.sha256 != manifest.sha256:
-        logger.info("proven runtime differs; publishing", extra={"proven": proven.arn})
-        return None
-    if lambdas.get_layer_version(proven.arn) is None:
-        logger.warning("proven runtime layer was deleted; publishing", extra={"arn": proven.arn})
-        return None
-    return LayerRef(
-        kind="runtime",
-        name=proven.layer_name,
-        arn=proven.arn,
-        version=proven.version,
-        sha256=proven.sha256,
-        zipped_bytes=proven.zipped_bytes,
-        unzipped_bytes=proven.unzipped_bytes,
-        reused=True,
-        recipe_hash=proven.recipe_hash,
+def _publication(
+    record: BuildRecord, deps: Deps, location: Location, kind: Kind, manifest: LayerManifest
+) -> Publication:
+    bucket, key = _s3_object(record, deps, location, kind)
+    return Publication(
+        name=layer_name(record, kind),
+        description=describe(record, kind, manifest),
+        architecture=record.spec.architecture.value,
+        license_info=R_LICENSE if kind == "runtime" else PACKAGES_LICENSE,
+        marker=build_marker(record.build_id),
+        bucket=bucket,
+        key=key,
+        sha256=manifest.sha256,
     )
 
 
-def _sha_b64(hex_digest: str) -> str:
-    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+def _proven_runtime(record: BuildRecord, deps: Deps, manifest: LayerManifest) -> dict[str, str]:
+    """Region -> the proven runtime version this build may reuse there (same recipe, same
+    bytes, still published)."""
+    proven = runtimes.get_proven(deps.store, record.spec.r_version, record.spec.architecture)
+    if proven is None or proven.recipe_hash != manifest.recipe_hash:
+        return {}
+    if proven.sha256 != manifest.sha256:
+        return {}
+    home = deps.settings.aws_region
+    found = {r: proven.arn_in(r, home) for r in build_regions(record, home)}
+    return {r: arn for r, arn in found.items() if arn and reusable(arn, manifest.sha256)}
 
 
-def _publish(
-    record: BuildRecord, deps: Deps, location: Location, kind: Kind, manifest: LayerManifest
+def _layer(
+    record: BuildRecord,
+    deps: Deps,
+    location: Location,
+    kind: Kind,
+    earlier: LayerRef | None,
 ) -> LayerRef:
-    name = layer_name(record, kind)
-    marker = build_marker(record.build_id)
-    # A version this build published in an attempt that died before recording it.
-    earlier = [v for v in lambdas.list_layer_versions(name) if marker in v.get("Description", "")]
-    if earlier:
-        newest = max(earlier, key=lambda v: int(v["Version"]))
-        found: dict[str, Any] = lambdas.get_layer_version(newest["LayerVersionArn"]) or {}
-        arn, version = str(newest["LayerVersionArn"]), int(newest["Version"])
-        code_sha = str(found.get("Content", {}).get("CodeSha256", ""))
-        logger.info("adopting a version published by an earlier attempt", extra={"arn": arn})
-    else:
-        bucket, key = _s3_object(record, deps, location, kind)
-        published = lambdas.publish_layer_version(
-            name=name,
-            bucket=bucket,
-            key=key,
-            description=describe(record, kind, manifest),
-            architecture=record.spec.architecture.value,
-            license_info=R_LICENSE if kind == "runtime" else PACKAGES_LICENSE,
-        )
-        arn, version, code_sha = published.arn, published.version, published.code_sha256_b64
-    if code_sha != _sha_b64(manifest.sha256):
-        # Not the bytes that were validated (the object changed in between): withdraw it.
-        lambdas.delete_layer_version(name, version)
-        raise PublishError(
-            f"{arn}: Lambda measured sha256 {code_sha}, the validated artifact is "
-            f"{_sha_b64(manifest.sha256)}; the version was deleted"
-        )
-    logger.info("layer published", extra={"arn": arn, "kind": kind})
+    """The layer in every region; recorded after each, so RetireLayers knows them all."""
+    manifest = _manifest(location, kind)
+    home = deps.settings.aws_region
+    done = dict(earlier.regions) if earlier else {}
+    if earlier is not None and not done:
+        # Recorded before regions were: the stack's region only.
+        done[home] = RegionalVersion(arn=earlier.arn, reused=earlier.reused)
+    reuse = _proven_runtime(record, deps, manifest) if kind == "runtime" else {}
+    pub: Publication | None = None
+    for region in build_regions(record, home):
+        if region in done:
+            continue
+        if region in reuse:
+            done[region] = RegionalVersion(arn=reuse[region], reused=True)
+        else:
+            pub = pub or _publication(record, deps, location, kind, manifest)
+            done[region] = publish_in(pub, region, deps.settings)
+        record = _save(record, deps, _ref(kind, manifest, layer_name(record, kind), done, home))
+    return _ref(kind, manifest, layer_name(record, kind), done, home)
+
+
+def _ref(
+    kind: Kind,
+    manifest: LayerManifest,
+    name: str,
+    regions: dict[str, RegionalVersion],
+    home: str,
+) -> LayerRef:
+    main = regions[home]
     return LayerRef(
         kind=kind,
         name=name,
-        arn=arn,
-        version=version,
+        arn=main.arn,
+        version=main.version,
         sha256=manifest.sha256,
         zipped_bytes=manifest.zipped_bytes,
         unzipped_bytes=manifest.unzipped_bytes,
+        reused=main.reused,
         recipe_hash=manifest.recipe_hash,
+        regions=regions,
+    )
+
+
+def _save(record: BuildRecord, deps: Deps, ref: LayerRef) -> BuildRecord:
+    layers = [la for la in record.layers if la.kind != ref.kind] + [ref]
+    layers.sort(key=lambda la: la.kind != "runtime")
+    return deps.store.update_build(
+        record.build_id,
+        {"layers": [layer.model_dump(mode="json") for layer in layers]},
+        expect=BuildStatus.PUBLISHING,
     )
 
 
 def run(data: TaskInput, deps: Deps) -> PublishOutput:
     record = advance(deps.store, data.build_id, BuildStatus.PUBLISHING)
     location = Location.parse(artifact_location(record, deps.settings))
-    # Layers an earlier attempt of this task already published and recorded stay as they are.
-    layers = list(record.layers)
-    done = {layer.kind for layer in layers}
+    # What an earlier attempt of this task published and recorded stays as it is; the
+    # regions it did not reach are published now.
     for kind in present_kinds(location):
-        if kind in done:
-            continue
-        manifest = _manifest(location, kind)
-        ref = _reusable_runtime(record, deps, manifest) if kind == "runtime" else None
-        if ref is None:
-            ref = _publish(record, deps, location, kind, manifest)
-        layers.append(ref)
-        # Recorded at once, so RetireLayers knows about it even if the next one fails.
-        record = deps.store.update_build(
-            record.build_id,
-            {"layers": [layer.model_dump(mode="json") for layer in layers]},
-            expect=BuildStatus.PUBLISHING,
-        )
+        earlier = next((la for la in record.layers if la.kind == kind), None)
+        _layer(record, deps, location, kind, earlier)
+        record = deps.store.get_build(record.build_id)
+    layers = record.layers
     if not any(layer.kind == "runtime" for layer in layers):
         raise PublishError("no runtime layer was published or reused")
     return PublishOutput(

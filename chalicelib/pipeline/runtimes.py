@@ -8,7 +8,7 @@ Written by RecordSuccess only, i.e. after a canary passed on the layer.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.aws.items import RUNTIME
 from chalicelib.aws.store import Store
@@ -30,6 +30,11 @@ class ProvenRuntime(BaseModel):
     unzipped_bytes: int
     build_id: str
     proven_at: str
+    # The version in each region it was published in (the stack's own is ``arn``).
+    arns: dict[str, str] = Field(default_factory=dict)
+
+    def arn_in(self, region: str, home: str) -> str | None:
+        return self.arns.get(region) or (self.arn if region == home else None)
 
 
 def runtime_key(r_version: str, architecture: Architecture) -> str:
@@ -58,6 +63,7 @@ def put_proven(
         unzipped_bytes=layer.unzipped_bytes,
         build_id=build_id,
         proven_at=utcnow(),
+        arns={region: v.arn for region, v in layer.regions.items() if not v.retired},
     )
     # Listed (by_time): a catalog of runtimes.
     data = RUNTIME.encode(

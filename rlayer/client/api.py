@@ -75,8 +75,12 @@ class ApiClient:
 
     # -- routes ------------------------------------------------------------------------
     def create_build(self, request: BuildRequest) -> Submitted:
+        # Fields left empty are left out: an older API refuses fields it does not know.
+        empty = {name for name in ("regions", "share") if not getattr(request, name)}
         status, body = self._call(
-            "POST", "/builds", body=request.model_dump(mode="json", exclude_none=True)
+            "POST",
+            "/builds",
+            body=request.model_dump(mode="json", exclude_none=True, exclude=empty),
         )
         return Submitted(
             build_id=str(body["build_id"]),

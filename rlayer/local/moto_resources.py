@@ -7,8 +7,10 @@ import io
 import json
 import urllib.request
 import zipfile
+from pathlib import Path
 from typing import Any
 
+from chalicelib.aws import s3
 from chalicelib.aws.items import table_definition
 from chalicelib.aws.session import client
 from chalicelib.pipeline import TASK_FUNCTIONS
@@ -83,6 +85,12 @@ def create_pipeline(settings: Settings, role_arn: str, *, poll_interval_s: int) 
     """The table, the bucket, the task functions and the state machine; its ARN."""
     client("dynamodb").create_table(**table_definition(settings.table_name))
     client("s3").create_bucket(Bucket=settings.artifact_bucket)
+    # The staging bucket of every other region (one small stack per region in AWS).
+    for region in settings.publish_regions()[1:]:
+        client("s3", region).create_bucket(
+            Bucket=settings.staging_bucket(region),
+            CreateBucketConfiguration={"LocationConstraint": region},
+        )
     arns = {
         name: client("lambda").create_function(
             FunctionName=function_name(name),
@@ -116,3 +124,12 @@ def _placeholder_zip() -> bytes:
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("app.py", "# Run in-process by rlayer.local.lambda_bridge.\n")
     return buf.getvalue()
+
+
+def put_build_source(settings: Settings, dest: Path) -> None:
+    """build-source.zip of this tree where the ec2 backend's instances fetch it (the
+    same zip ``make package`` makes for CodeBuild)."""
+    from deploy.package import build_source_zip
+
+    bucket, key = s3.split_uri(settings.ec2_build_source)
+    s3.upload(build_source_zip(dest), bucket, key)

@@ -15,6 +15,8 @@ from rlayer.local.moto_resources import STAGE
 
 HOST = "127.0.0.1"
 REGION = "us-east-1"
+# Where the local stack publishes layers: moto serves every region (one backend each).
+REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 TABLE = "rlayer-local-builds"
 BUCKET = "rlayer-local-artifacts"
 # What the local stack puts in the environment; everything else it finds there stays.
@@ -40,6 +42,7 @@ def stack_environment(
             "STAGE": STAGE,
             "TABLE_NAME": TABLE,
             "ARTIFACT_BUCKET": BUCKET,
+            "REGIONS": ",".join(REGIONS),
             "BUILD_BACKEND": "local",
             "LOCAL_WORK_DIR": str(data / "builds"),
             # No X-Ray daemon and no CloudWatch here: no traces, no metric blobs on stdout.

@@ -25,6 +25,7 @@ log_capture_text <- FALSE
 # and a log line must never fail on what it is given).
 json_str <- function(x) {
   x <- enc2utf8(paste(as.character(x), collapse = "\n"))
+  if (!validUTF8(x)) x <- iconv(x, "UTF-8", "UTF-8", sub = "?") # bytes that are no text
   x <- gsub("\\", "\\\\", x, fixed = TRUE)
   x <- gsub("\"", "\\\"", x, fixed = TRUE)
   x <- gsub("\n", "\\n", x, fixed = TRUE)

@@ -29,6 +29,11 @@ handler <- function(event, context) {
       "done"
     },
     long = { message(strrep("\u00e9", 5000)); "done" },
+    odd = {
+      message("bell\a and \001 control")
+      message(rawToChar(as.raw(c(0x62, 0xff, 0x65))))  # not UTF-8
+      "done"
+    },
     fail = stop("it broke"),
     head = head(1:10, 3),
     median = median(c(1, 5, 9)),
@@ -173,3 +178,20 @@ def test_tenant_id_and_client_context_reach_the_context(
     # Without a tenant (the usual case) the field is absent, i.e. NULL in R.
     plain = session.invoke(b'{"case": "context"}').json_payload()
     assert plain == {"tenant": None, "client": None}
+
+
+def test_json_lines_stay_json_for_control_characters_and_stray_bytes(
+    make_session: SessionFactory, logging_root: Path, host_r: Path
+) -> None:
+    lines: list[str] = []
+    session = make_session(
+        task_root=logging_root,
+        handler="logs.handler",
+        env={"AWS_LAMBDA_LOG_FORMAT": "JSON"},
+        log_sink=lines.append,
+    )
+    assert session.invoke(b'{"case": "odd"}').ok
+    messages = [json.loads(line)["message"] for line in lines if line.startswith("{")]
+    assert "bell\a and \x01 control" in messages
+    # The stray byte is replaced (as "?", or as R's "<ff>" where the locale is C).
+    assert "b?e" in messages or "b<ff>e" in messages

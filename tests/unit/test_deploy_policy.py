@@ -64,6 +64,7 @@ IAM_ONLY_ACTIONS = {
 HELPER_ACTIONS = {
     ("s3", "download_file"): {"s3:GetObject"},
     ("s3", "upload_file"): {"s3:PutObject"},  # multipart parts are s3:PutObject too
+    ("s3", "copy"): {"s3:GetObject", "s3:PutObject"},  # managed copy: head, copy (parts)
     ("s3", "head_object"): {"s3:GetObject"},
     ("lambda", "invoke"): {"lambda:InvokeFunction"},
     ("lambda", "get_layer_version_by_arn"): {"lambda:GetLayerVersion"},
