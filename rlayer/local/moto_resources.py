@@ -91,12 +91,6 @@ def create_pipeline(settings: Settings, role_arn: str, *, poll_interval_s: int) 
             Bucket=settings.staging_bucket(region),
             CreateBucketConfiguration={"LocationConstraint": region},
         )
-    # The staging bucket of every other region (one small stack per region in AWS).
-    for region in settings.publish_regions()[1:]:
-        client("s3", region).create_bucket(
-            Bucket=settings.staging_bucket(region),
-            CreateBucketConfiguration={"LocationConstraint": region},
-        )
     arns = {
         name: client("lambda").create_function(
             FunctionName=function_name(name),

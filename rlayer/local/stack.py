@@ -43,6 +43,7 @@ from chalicelib.settings import Settings, get_settings, reset_settings
 from rlayer.builders import local as _local_backend  # noqa: F401  registers "local"
 from rlayer.builders.sources import REPO_ROOT, default_data_dir
 from rlayer.local import moto_resources
+from rlayer.local.ec2_bridge import Ec2Bridge
 from rlayer.local.http_server import ApiServer
 from rlayer.local.lambda_bridge import LambdaBridge
 from rlayer.local.moto_resources import function_name
@@ -97,6 +98,7 @@ class LocalStack:
         self._api: ApiServer | None = None
         self._scheduler: Scheduler | None = None
         self._bridge: LambdaBridge | None = None
+        self._ec2_bridge: Ec2Bridge | None = None
         self._saved_env: dict[str, str | None] = {}
         self._saved_levels: dict[str, int] = {}
         self._saved_stream: IO[str] | None = None
@@ -171,6 +173,8 @@ class LocalStack:
         self._configure_moto()
         self._create_resources()
         app = load_app()
+        # After load_app: it puts the project's root (deploy/ too) on sys.path.
+        moto_resources.put_build_source(get_settings(), data / "build-source.zip")
         self._install_bridge(app)
 
         try:
@@ -206,7 +210,7 @@ class LocalStack:
             ) from exc
         self._lock = lock
         self._data_dir = data
-        for part in ("builds", "lambda"):
+        for part in ("builds", "lambda", "instances"):
             shutil.rmtree(data / part, ignore_errors=True)
             (data / part).mkdir()
 
@@ -240,6 +244,8 @@ class LocalStack:
         handlers = {function_name(n): app.handler_map[n] for n in TASK_FUNCTIONS.values()}
         # Layers and code unzipped for the canary's sandboxes live under the data directory.
         self._bridge = LambdaBridge(handlers, work_dir=self._data_dir / "lambda").install()
+        # The ec2 backend's instances boot here, their disks under the data directory.
+        self._ec2_bridge = Ec2Bridge(work_dir=self._data_dir / "instances").install()
 
     def _configure_moto(self) -> None:
         self._moto_config = moto_resources.configure(self.moto_url)
@@ -275,15 +281,22 @@ class LocalStack:
             sfn.stop_execution(executionArn=execution["executionArn"], cause="local stack stopped")
         from chalicelib.builders import get_backend
 
-        backend = get_backend(get_settings())
+        settings = get_settings()
         for record in self.store().iter_builds(BuildStatus.BUILDING):
             if record.build_ref:
+                name = record.backend or settings.build_backend
                 try:
-                    backend.stop_build(record.build_ref)
+                    get_backend(settings.model_copy(update={"build_backend": name})).stop_build(
+                        record.build_ref
+                    )
                 except RLayerError:
                     logger.exception("could not stop a build", extra={"build_id": record.build_id})
 
     def _uninstall_bridge(self) -> None:
+        # Ends the EC2 instances' machines still running, terminating their instances.
+        if self._ec2_bridge is not None:
+            self._ec2_bridge.uninstall()
+            self._ec2_bridge = None
         # Closes the canary's runtime sessions (their sandboxed processes) too.
         if self._bridge is not None:
             self._bridge.uninstall()

@@ -19,6 +19,8 @@ REGION = "us-east-1"
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 TABLE = "rlayer-local-builds"
 BUCKET = "rlayer-local-artifacts"
+# build-source.zip of this tree, as the ec2 backend's instances fetch it.
+BUILD_SOURCE_KEY = "build-source/build-source.zip"
 # What the local stack puts in the environment; everything else it finds there stays.
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 # Never let a local stack reach a real account through a profile or a session token.
@@ -44,6 +46,11 @@ def stack_environment(
             "ARTIFACT_BUCKET": BUCKET,
             "REGIONS": ",".join(REGIONS),
             "BUILD_BACKEND": "local",
+            # The ec2 backend too: moto's EC2, each instance's user data run by the EC2
+            # bridge in the build root, the compiled-R cache on this machine's disk.
+            "BUILD_BACKENDS": "ec2",
+            "EC2_BUILD_SOURCE": f"s3://{BUCKET}/{BUILD_SOURCE_KEY}",
+            "EC2_CACHE_URI": "none",
             "LOCAL_WORK_DIR": str(data / "builds"),
             # No X-Ray daemon and no CloudWatch here: no traces, no metric blobs on stdout.
             "POWERTOOLS_TRACE_DISABLED": "true",
