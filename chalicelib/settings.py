@@ -74,6 +74,29 @@ class Settings(BaseSettings):
     # (nothing rebuilt), "none" rebuilds every R >= 4.0.0, "X.Y.Z" marks releases up to it.
     releases_baseline: str = Field(default="current", pattern=r"^(current|none|\d+\.\d+\.\d+)$")
 
+    # Distribution. The regions layers are published to (comma-separated); empty: the
+    # stack's own. A build always publishes in the stack's region too: its canary runs there.
+    regions: str = Field(default="", pattern=r"^[a-z0-9,-]*$")
+    # Who every build's layers are shared with besides those a request names: account ids,
+    # organization ids (o-...) or "public" (comma-separated), if public is allowed.
+    share: str = Field(default="", max_length=2048)
+    allow_public_share: bool = False
+    # Days a superseded layer version stays before the expiry task deletes it.
+    retention_days: int = Field(default=90, ge=1, le=3650)
+    # The catalog page and its read-only routes without IAM (API Gateway throttles them).
+    public_catalog: bool = False
+
+    def publish_regions(self) -> tuple[str, ...]:
+        """The stage's regions, the stack's own first."""
+        listed = [r for r in self.regions.split(",") if r]
+        return (self.aws_region, *(r for r in dict.fromkeys(listed) if r != self.aws_region))
+
+    def staging_bucket(self, region: str) -> str:
+        """Where Lambda reads a zip from in ``region`` (it reads S3 in its own region only)."""
+        if region == self.aws_region:
+            return self.artifact_bucket
+        return f"{self.artifact_bucket}-{region}"
+
     # The ec2 backend (chalicelib/builders/ec2.py): a throwaway Amazon Linux 2023 instance.
     # The AMI is AWS's public SSM parameter per architecture.
     ec2_ami_parameter_x86_64: str = (
