@@ -209,3 +209,47 @@ def test_invoke_endpoint() -> None:
         assert call(conn, "GET", path)[0] == 404
         status, _, _ = call(conn, "POST", path, b"")
         assert status == 200 and session.calls[-1][0] == b"{}"
+
+
+def test_a_streamed_response_is_delivered_chunk_by_chunk_with_trailers(
+    api: RuntimeAPIServer,
+) -> None:
+    arrived = threading.Event()
+    seen: list[bytes] = []
+
+    def on_chunk(chunk: bytes) -> None:
+        seen.append(chunk)
+        arrived.set()
+
+    inv = Invocation(
+        request_id="s1", payload=b"{}", function_arn="arn:x", timeout_s=3.0, on_chunk=on_chunk
+    )
+    api.broker.submit(inv)
+    conn = client(api)
+    assert call(conn, "GET", NEXT)[0] == 200
+    # A streamed POST by hand: the head and a first chunk, then nothing until it has arrived.
+    conn.putrequest("POST", "/2018-06-01/runtime/invocation/s1/response")
+    conn.putheader("Content-Type", "text/plain")
+    conn.putheader("Lambda-Runtime-Function-Response-Mode", "streaming")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.putheader(
+        "Trailer", "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body"
+    )
+    conn.endheaders()
+    conn.send(b"5\r\nhello\r\n")
+    assert arrived.wait(5), "the first chunk did not arrive on its own"
+    assert seen == [b"hello"] and not inv.done.is_set()
+    error = base64.b64encode(b'{"errorType": "Late", "errorMessage": "gone"}').decode()
+    conn.send(
+        b"3\r\n, w\r\n0\r\nLambda-Runtime-Function-Error-Type: Late\r\n"
+        b"Lambda-Runtime-Function-Error-Body: " + error.encode() + b"\r\n\r\n"
+    )
+    response = conn.getresponse()
+    assert response.status == 202
+    response.read()
+    assert inv.done.wait(5)
+    assert (inv.response, inv.error_type, inv.content_type) == (b"hello, w", "Late", "text/plain")
+    assert json.loads(inv.stream_error or b"") == {"errorType": "Late", "errorMessage": "gone"}
+    # The connection stays usable for the next /next.
+    api.broker.submit(Invocation(request_id="s2", payload=b"{}", function_arn="a", timeout_s=3))
+    assert call(conn, "GET", NEXT)[0] == 200
