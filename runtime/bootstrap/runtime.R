@@ -276,7 +276,7 @@ local({
   # read only then).
   with_hint <- function(message) {
     if (!grepl("could not find function", message, fixed = TRUE)) return(message)
-    source_part("hints.R")
+    if (!exists("missing_function_hint", loop_env, inherits = FALSE)) source_part("hints.R")
     paste0(message, missing_function_hint(message))
   }
 
