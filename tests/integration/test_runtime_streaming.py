@@ -42,6 +42,10 @@ handler <- function(event, context, stream) {
       stream$http(200L)
     },
     buffered = list(streamed = FALSE, request_id = context$aws_request_id),
+    crash = {
+      stream$write("before the crash")
+      tools::pskill(Sys.getpid(), tools::SIGKILL)
+    },
     ids = for (i in 1:3) {
       stream$write(paste0(context$aws_request_id, ";"))
       Sys.sleep(0.1)
@@ -145,3 +149,23 @@ def test_workers_stream_side_by_side(stream_root: Path, host_r: Path) -> None:
     for result in results:
         assert result.ok and result.streamed
         assert result.payload == f"{result.request_id};".encode() * 3
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_runtime_that_dies_mid_stream_fails_the_invocation(
+    stream_root: Path, host_r: Path, workers: int
+) -> None:
+    chunks: list[bytes] = []
+    with RuntimeSession(
+        task_root=stream_root,
+        handler="stream.handler",
+        timeout_s=10,
+        memory_mb=4096,
+        max_concurrency=workers,
+    ) as session:
+        result = session.invoke(b'{"case": "crash"}', on_chunk=chunks.append)
+        assert chunks == [b"before the crash"]
+        assert result.function_error == "Unhandled"
+        # One process: it exited; workers: the parent answers for the dead one.
+        assert result.error_type == "Runtime.ExitError"
+        assert session.invoke(b'{"case": "buffered"}').ok

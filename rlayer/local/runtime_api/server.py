@@ -34,17 +34,27 @@ class ChunkedBody:
         self.trailers: dict[str, str] = {}
         self.ended = False
 
+    def _line(self) -> bytes:
+        line = self._rfile.readline()
+        if not line.endswith(b"\n"):
+            # The runtime went away mid-stream: no answer for it (the invocation stays open
+            # for whoever reports its end: a worker's parent, or the process's exit).
+            raise ConnectionError("the streamed request was cut off")
+        return line
+
     def __iter__(self) -> Iterator[bytes]:
         while not self.ended:
-            size = int(self._rfile.readline().split(b";")[0].strip() or b"0", 16)
+            size = int(self._line().split(b";")[0].strip() or b"0", 16)
             if size == 0:
-                while line := self._rfile.readline().strip():
+                while line := self._line().strip():
                     name, _, value = line.decode("latin-1").partition(":")
                     self.trailers[name.strip().lower()] = value.strip()
                 self.ended = True
                 return
             chunk = self._rfile.read(size)
-            self._rfile.readline()
+            if len(chunk) < size:
+                raise ConnectionError("the streamed request was cut off")
+            self._line()
             yield chunk
 
     def drain(self) -> None:
