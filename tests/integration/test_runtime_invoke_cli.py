@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import boto3
 import pytest
 
 from rlayer.cli import main
@@ -175,3 +176,62 @@ def test_invoke_stream_prints_chunks_as_they_arrive(write_handler: HandlerWriter
         assert proc.wait(timeout=60) == 1
     assert rest == b"second\n\n"
     assert "stream ended with simpleError" in error and "gave up" in error
+
+
+def test_invoke_with_response_stream_endpoint_reads_with_boto3(
+    write_handler: HandlerWriter,
+) -> None:
+    root = write_handler("main.R", STREAM_R)
+    with (
+        RuntimeSession(task_root=root, handler="main.handler", timeout_s=30) as session,
+        InvokeServer(session) as server,
+    ):
+        client = boto3.client(
+            "lambda",
+            endpoint_url=f"http://127.0.0.1:{server.port}",
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        response = client.invoke_with_response_stream(
+            FunctionName="function", Payload=b'{"fail": true}', LogType="Tail"
+        )
+        assert response["ExecutedVersion"] == "$LATEST"
+        events = iter(response["EventStream"])
+        # The handler waits for the gate after its first chunk: that chunk came before.
+        assert next(events) == {"PayloadChunk": {"Payload": b"first\n"}}
+        (root / "gate").touch()
+        rest = list(events)
+    assert rest[0] == {"PayloadChunk": {"Payload": b"second\n"}}
+    complete = rest[-1]["InvokeComplete"]
+    assert complete["ErrorCode"] == "simpleError"
+    assert json.loads(complete["ErrorDetails"])["errorMessage"] == "gave up"
+    assert "REPORT RequestId:" in base64.b64decode(complete["LogResult"]).decode()
+
+
+def test_invoke_with_response_stream_of_a_buffered_answer(write_handler: HandlerWriter) -> None:
+    root = write_handler("main.R", HANDLER_R)
+    with (
+        RuntimeSession(task_root=root, handler="main.handler") as session,
+        InvokeServer(session) as server,
+    ):
+        client = boto3.client(
+            "lambda",
+            endpoint_url=f"http://127.0.0.1:{server.port}",
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        events = list(
+            client.invoke_with_response_stream(FunctionName="function", Payload=b'{"name": "s"}')[
+                "EventStream"
+            ]
+        )
+        failed = list(
+            client.invoke_with_response_stream(FunctionName="function", Payload=b'{"name": "bad"}')[
+                "EventStream"
+            ]
+        )
+    assert json.loads(events[0]["PayloadChunk"]["Payload"]) == {"greeting": "hello s"}
+    assert events[-1] == {"InvokeComplete": {}}
+    assert failed[-1]["InvokeComplete"]["ErrorCode"] == "simpleError"

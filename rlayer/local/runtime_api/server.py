@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
 from typing import Any
@@ -16,7 +17,17 @@ from rlayer.local.runtime_api.broker import (
     runtime_route,
 )
 
-Dispatch = Callable[[str, str, Mapping[str, str], bytes], Reply | None]
+
+@dataclass(frozen=True)
+class StreamReply:
+    """An answer sent with chunked transfer encoding, each chunk as it is produced."""
+
+    status: int
+    headers: Mapping[str, str]
+    chunks: Iterator[bytes]
+
+
+Dispatch = Callable[[str, str, Mapping[str, str], bytes], Reply | StreamReply | None]
 # A streamed request (Lambda-Runtime-Function-Response-Mode: streaming): its body is
 # handed over chunk by chunk as it arrives, not read whole first.
 StreamDispatch = Callable[[str, Mapping[str, str], "ChunkedBody"], Reply]
@@ -111,7 +122,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         headers = {k.lower(): v for k, v in self.headers.items()}
-        reply: Reply | None
+        reply: Reply | StreamReply | None
         if self._is_stream(headers):
             assert self.server.stream_dispatch is not None
             body = ChunkedBody(self.rfile)
@@ -123,12 +134,27 @@ class _Handler(BaseHTTPRequestHandler):
         if reply is None:  # shutting down: hang up without an answer
             self.close_connection = True
             return
+        if isinstance(reply, StreamReply):
+            self._send_stream(reply)
+            return
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
         self.wfile.write(reply.body)
+
+    def _send_stream(self, reply: StreamReply) -> None:
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for chunk in reply.chunks:
+            if chunk:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
 
     def do_GET(self) -> None:
         self._handle()
