@@ -14,6 +14,7 @@ from chalicelib.api.responses import with_request_id
 from chalicelib.api.slack import slack
 from chalicelib.api.subscriptions import subscriptions
 from chalicelib.builders.ec2_reaper import REAP_EVERY_MINUTES, reap
+from chalicelib.distribution.retention import EXPIRE_EVERY_HOURS, expire
 from chalicelib.observability import logger, publish_metrics, tracer
 from chalicelib.pipeline import HANDLERS
 from chalicelib.releases import run_release_check, schedule_rate_hours
@@ -36,6 +37,12 @@ def check_releases(event: Any) -> dict[str, Any]:
 def reap_build_instances(event: Any) -> dict[str, Any]:
     # EC2 build instances an execution stopped from outside left behind.
     return reap(context.settings()).model_dump(mode="json")
+
+
+@app.schedule(Rate(EXPIRE_EVERY_HOURS, unit=Rate.HOURS), name="expire_layers")
+def expire_layers(event: Any) -> dict[str, Any]:
+    # Superseded versions past their expiry; a failed deletion is retried on the next run.
+    return expire(context.store(), context.settings()).model_dump(mode="json")
 
 
 # ---- the state machine's task functions: one per row of chalicelib.pipeline.TASKS (tested)

@@ -335,7 +335,7 @@ class LayerRef(BaseModel):
     # The version in every region of the build (the stack's own included; ``arn`` is that).
     regions: dict[str, RegionalVersion] = Field(default_factory=dict, max_length=MAX_REGIONS)
     # Who may use it besides this account (account ids, o-..., public), in every region.
-    shared_with: list[str] = Field(default_factory=list, max_length=4 * MAX_SHARE)
+    shared_with: list[str] = Field(default_factory=list, max_length=2 * MAX_SHARE)
 
 
 class CanaryResult(BaseModel):

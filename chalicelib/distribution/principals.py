@@ -13,8 +13,12 @@ REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
 ACCOUNT_RE = re.compile(r"^\d{12}$")
 ORGANIZATION_RE = re.compile(r"^o-[a-z0-9]{10,32}$")
 PUBLIC = "public"
-MAX_REGIONS = 32
+# Regions one build goes to: bounded so that a record with every field at its bound still
+# fits one DynamoDB item (tests/unit/test_record_bounds.py).
+MAX_REGIONS = 16
 MAX_SHARE = 16
+# A layer version ARN: arn:aws:lambda:<region>:<account>:layer:<name up to 140>:<n>.
+MAX_LAYER_ARN = 210
 REGION_SCHEMA: dict[str, Any] = {"pattern": REGION_RE.pattern, "maxLength": 32}
 SHARE_SCHEMA: dict[str, Any] = {
     "pattern": rf"{ACCOUNT_RE.pattern}|{ORGANIZATION_RE.pattern}|^{PUBLIC}$",
@@ -61,14 +65,14 @@ def statement_id(principal: str) -> str:
 class RegionalVersion(BaseModel):
     """One layer's version in one region, and what became of it."""
 
-    arn: str = Field(max_length=256)
+    arn: str = Field(max_length=MAX_LAYER_ARN)
     # An earlier build's proven version (a runtime layer), not published by this build.
     reused: bool = False
     # Deleted again because the build failed after publishing it.
     retired: bool = False
     # The tombstone: when the expiry task deleted it, and the ARN that replaces it.
-    deleted_at: str | None = Field(default=None, max_length=64)
-    replaced_by: str | None = Field(default=None, max_length=256)
+    deleted_at: str | None = Field(default=None, max_length=32)
+    replaced_by: str | None = Field(default=None, max_length=MAX_LAYER_ARN)
 
     @property
     def version(self) -> int:

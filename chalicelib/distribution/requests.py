@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.distribution.principals import PUBLIC, check_share
+from chalicelib.distribution.principals import MAX_REGIONS, PUBLIC, check_share
 from chalicelib.errors import ConfigurationError, RequestInvalidError
 from chalicelib.models import BuildRecord, BuildRequest
 from chalicelib.settings import Settings
@@ -23,6 +23,8 @@ def resolve(request: BuildRequest, settings: Settings) -> tuple[list[str], list[
     """(regions, share) of a build: the regions asked for (all of the stage's when none
     were), the stack's own first; the principals asked for and the stage's."""
     offered = settings.publish_regions()
+    if len(offered) > MAX_REGIONS:
+        raise ConfigurationError(f"REGIONS: at most {MAX_REGIONS} regions per stage")
     outside = [r for r in request.regions if r not in offered]
     if outside:
         raise RequestInvalidError(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chalicelib.distribution.retention import supersede
+from chalicelib.distribution.sharing import share_layer
 from chalicelib.errors import CanaryFailedError, TransitionRejectedError
 from chalicelib.models import BuildStatus, ErrorInfo
 from chalicelib.observability import logger, metrics
@@ -22,6 +24,15 @@ def run_success(data: TaskInput, deps: Deps) -> FinalOutput:
         return FinalOutput(status=record.status)  # a retried task
     if record.canary is None:
         raise CanaryFailedError("no canary result recorded; the layers are not proven")
+    # Proven: shared as asked (before the final status, like the proven runtime below; a
+    # reused runtime's grants are everyone's who use it, read back into this record).
+    layers = [share_layer(la, record.share) for la in record.layers]
+    if layers != record.layers:
+        record = deps.store.update_build(
+            record.build_id,
+            {"layers": [la.model_dump(mode="json") for la in layers]},
+            expect=BuildStatus.TESTING,
+        )
     runtime = next((la for la in record.layers if la.kind == "runtime"), None)
     if runtime is not None and not runtime.reused and runtime.recipe_hash:
         # Before the final status: if this write fails, the build fails and RetireLayers
@@ -34,6 +45,12 @@ def run_success(data: TaskInput, deps: Deps) -> FinalOutput:
             build_id=record.build_id,
         )
     record = deps.store.transition(record.build_id, BuildStatus.SUCCEEDED)
+    # Earlier proven builds of the spec now expire (their versions stay until then). The
+    # build is proven whatever happens here: the expiry task makes up what was not written.
+    try:
+        supersede(deps.store, record, deps.settings)
+    except Exception:
+        logger.exception("superseding earlier builds failed; the expiry task will")
     metrics.add_metric(name="BuildsSucceeded", unit=MetricUnit.Count, value=1)
     logger.info("build succeeded", extra={"layers": [la.arn for la in record.layers]})
     return FinalOutput(status=record.status)

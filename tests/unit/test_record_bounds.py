@@ -8,6 +8,12 @@ import pytest
 from pydantic import ValidationError
 
 from chalicelib.aws.items import BUILD, to_item
+from chalicelib.distribution.principals import (
+    MAX_LAYER_ARN,
+    MAX_REGIONS,
+    MAX_SHARE,
+    RegionalVersion,
+)
 from chalicelib.models import (
     MAX_CLOSURE,
     MAX_ERROR_TEXT,
@@ -45,6 +51,17 @@ def _largest_record() -> BuildRecord:
         zipped_bytes=10**9,
         unzipped_bytes=10**9,
         recipe_hash="r" * 64,
+        regions={
+            f"xx-region-{i}": RegionalVersion(
+                arn="a" * MAX_LAYER_ARN,
+                reused=True,
+                retired=True,
+                deleted_at="2026-12-02T00:00:00.000000Z",
+                replaced_by="a" * MAX_LAYER_ARN,
+            )
+            for i in range(MAX_REGIONS)
+        },
+        shared_with=["o-" + "o" * 32] * (2 * MAX_SHARE),
     )
     return BuildRecord(
         build_id="b" * 128,
@@ -67,6 +84,12 @@ def _largest_record() -> BuildRecord:
         notify=target,
         watchers=[target] * MAX_WATCHERS,
         subscription_id="s" * 128,
+        regions=["xx-region-1"] * MAX_REGIONS,
+        share=["o-" + "o" * 32] * (2 * MAX_SHARE),
+        superseded_by="b" * 128,
+        superseded_at="t" * 128,
+        expires_at="t" * 128,
+        deleted_at="t" * 128,
     )
 
 
