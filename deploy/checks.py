@@ -141,10 +141,25 @@ STAR_RESOURCE_ACTIONS: dict[str, str] = {
         "Lambda's ListLayerVersions has no resource-level permissions; the pipeline lists "
         "a layer's versions to find a runtime layer it can reuse"
     ),
+    "ec2:DescribeInstances": (
+        "EC2's DescribeInstances has no resource-level permissions; CheckBuild and the "
+        "reaper read the build instances' state"
+    ),
 }
 # Resources the pipeline names at run time from a build spec, not the stack: allowed by
-# name prefix. Layer names are r-<version>-<arch>[-pkgs-<hash>] (BuildSpec).
-RUN_TIME_NAMES = (":layer:r-*",)
+# name prefix. Layer names are r-<version>-<arch>[-pkgs-<hash>] (BuildSpec). An EC2 build
+# creates its instance, volume and network interface at launch (the grants are conditioned
+# on the stack's launch template and the build tag), in the subnet the stage names; the
+# AMI and its SSM parameter are AWS's own (the grants name Amazon's).
+RUN_TIME_NAMES = (
+    ":layer:r-*",
+    ":instance/*",
+    ":volume/*",
+    ":network-interface/*",
+    ":subnet/*",
+    "::image/*",
+    "::parameter/aws/service/ami-amazon-linux-latest/*",
+)
 _ACTION_RE = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
 _PSEUDO = frozenset({"AWS::Partition", "AWS::Region", "AWS::AccountId", "AWS::URLSuffix"})
 ROLE_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")

@@ -5,7 +5,9 @@
 #   STACK_NAME      CloudFormation stack                              default rlayer-$STAGE
 #   DEPLOY_BUCKET   bucket for the code and build scripts             default
 #                   rlayer-deploy-<account>-<region>, created (private, encrypted) if missing
-#   PARAMETERS      extra `Key=Value` stack parameters, space-separated (e.g. LogRetentionDays=90)
+#   PARAMETERS      extra `Key=Value` stack parameters, space-separated (e.g. LogRetentionDays=90);
+#                   Ec2VpcId=vpc-... for the EC2 builds' security group (default: the
+#                   account's default VPC)
 #   AWS_REGION / AWS_DEFAULT_REGION / the CLI profile's region        where to deploy
 #
 # Needs the AWS CLI and credentials allowed what README.md ("Deploy to AWS") lists.
@@ -48,6 +50,19 @@ if ! aws s3api head-bucket --bucket "$DEPLOY_BUCKET" >/dev/null 2>&1; then
   aws s3api put-bucket-encryption --bucket "$DEPLOY_BUCKET" --server-side-encryption-configuration \
     '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"AES256"}}]}'
 fi
+
+# The EC2 builds' security group lives in a VPC: the default one unless PARAMETERS names one.
+case " $PARAMETERS " in
+  *" Ec2VpcId="*) ;;
+  *)
+    vpc=$(aws ec2 describe-vpcs --filters Name=is-default,Values=true \
+      --query 'Vpcs[0].VpcId' --output text) || die "cannot look up the default VPC"
+    case "$vpc" in
+      vpc-*) PARAMETERS="$PARAMETERS Ec2VpcId=$vpc" ;;
+      *) die "no default VPC in $region: set PARAMETERS=\"Ec2VpcId=vpc-... Ec2SubnetId=subnet-...\"" ;;
+    esac
+    ;;
+esac
 
 # Content-addressed: new build scripts give a new key, so CloudFormation updates the
 # CodeBuild projects; unchanged scripts leave them alone.

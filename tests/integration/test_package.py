@@ -206,6 +206,8 @@ if args[:2] == ["configure", "get"]:
     sys.exit(1)
 if args[:2] == ["sts", "get-caller-identity"]:
     print("123456789012")
+elif args[:2] == ["ec2", "describe-vpcs"]:
+    print("vpc-0123456789abcdef0")
 elif args[:2] == ["s3api", "head-bucket"]:
     sys.exit(254)  # no such bucket yet
 elif args[:2] == ["cloudformation", "package"]:
@@ -251,6 +253,7 @@ def test_deploy_uploads_the_build_source_and_deploys_the_packaged_stack(
         ["s3api", "create-bucket"],
         ["s3api", "put-public-access-block"],
         ["s3api", "put-bucket-encryption"],
+        ["ec2", "describe-vpcs"],
         ["s3", "cp"],
         ["cloudformation", "package"],
         ["cloudformation", "deploy"],
@@ -262,11 +265,18 @@ def test_deploy_uploads_the_build_source_and_deploys_the_packaged_stack(
     assert "LocationConstraint=eu-west-1" in create  # outside us-east-1 it is required
     digest = hashlib.sha256((packaged / "build-source.zip").read_bytes()).hexdigest()[:16]
     key = f"rlayer-{stage}/build-source-{digest}.zip"
-    assert calls[5][-1] == f"s3://{bucket}/{key}"
-    deploy = calls[7]
+    assert calls[6][-1] == f"s3://{bucket}/{key}"
+    deploy = calls[8]
     assert deploy[deploy.index("--stack-name") + 1] == f"rlayer-{stage}"
     assert {"CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"} <= set(deploy)
     assert {f"BuildSourceBucket={bucket}", f"BuildSourceKey={key}", "MaxX=1"} <= set(deploy)
+    # The EC2 builds' security group goes into the default VPC unless one is named.
+    assert "Ec2VpcId=vpc-0123456789abcdef0" in deploy
+    named = "MaxX=1 Ec2VpcId=vpc-0aaa"
+    code, calls, output = run_deploy(packaged, tmp_path, STAGE=stage, PARAMETERS=named)
+    assert code == 0, output
+    assert ["ec2", "describe-vpcs"] not in [c[:2] for c in calls]
+    assert "Ec2VpcId=vpc-0aaa" in calls[-2]
     template_file = deploy[deploy.index("--template-file") + 1]
     assert json.loads(Path(template_file).read_text()) == sam(packaged)
 

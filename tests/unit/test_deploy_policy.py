@@ -30,6 +30,7 @@ SERVICES = {
     "cloudformation": "cloudformation",
     "codebuild": "codebuild",
     "dynamodb": "dynamodb",
+    "ec2": "ec2",
     "events": "events",
     "iam": "iam",
     "lambda": "lambda",
@@ -86,7 +87,9 @@ IMPLIED = {
     "logs:PutLogEvents": "Lambda writes each function's logs with the function's role",
     "xray:PutTraceSegments": "active tracing sends the functions' segments with their role",
     "xray:PutTelemetryRecords": "active tracing sends the functions' segments with their role",
-    "iam:PassRole": "create/update_function_configuration hand the canary role to Lambda",
+    "iam:PassRole": "create/update_function_configuration hand the canary role to Lambda, "
+    "RunInstances the build instance role to EC2",
+    "ec2:CreateTags": "RunInstances tags the build instance and its volume at launch",
 }
 
 
@@ -225,7 +228,21 @@ DEPLOYER_STAR = {
     "logs:ListLogDeliveries",
     "logs:PutResourcePolicy",
     "logs:DescribeResourcePolicies",
+    "ec2:DescribeSecurityGroups",  # EC2's Describe* have no resource-level permission
+    "ec2:DescribeLaunchTemplates",
+    "ec2:DescribeLaunchTemplateVersions",
+    "ec2:DescribeVpcs",  # deploy.sh finds the default VPC
 }
+# EC2 resources are named by id, not by name: the deployer's grants on them hold only for
+# those CloudFormation tags with an rlayer- stack's name.
+STACK_TAG = "aws:cloudformation:stack-name"
+
+
+def _tagged_by_an_rlayer_stack(statement: dict[str, Any]) -> bool:
+    like = statement.get("Condition", {}).get("StringLike", {})
+    return any(
+        like.get(f"aws:{kind}Tag/{STACK_TAG}") == "rlayer-*" for kind in ("Request", "Resource")
+    )
 
 
 def test_the_deployer_policy_is_scoped_to_rlayer_names() -> None:
@@ -238,10 +255,14 @@ def test_the_deployer_policy_is_scoped_to_rlayer_names() -> None:
             if resource == "*":
                 assert set(actions) <= DEPLOYER_STAR, actions
             else:
+                ec2_ids = (":security-group/*", ":launch-template/*")
                 assert (
                     "rlayer-" in resource
                     or resource.endswith(":aws:transform/Serverless-2016-10-31")
                     or ":apigateway:*::/restapis" in resource  # API ids are not names
+                    or (resource.endswith(ec2_ids) and _tagged_by_an_rlayer_stack(statement))
+                    # A security group is made in a VPC: the group itself is tag-bound.
+                    or (resource.endswith(":vpc/*") and actions == ["ec2:CreateSecurityGroup"])
                 ), resource
 
 
@@ -257,6 +278,9 @@ def test_the_deployer_may_create_every_kind_of_resource_in_the_stack() -> None:
         "AWS::IAM::Role": "iam:CreateRole",
         "AWS::CodeBuild::Project": "codebuild:CreateProject",
         "AWS::StepFunctions::StateMachine": "states:CreateStateMachine",
+        "AWS::IAM::InstanceProfile": "iam:CreateInstanceProfile",
+        "AWS::EC2::SecurityGroup": "ec2:CreateSecurityGroup",
+        "AWS::EC2::LaunchTemplate": "ec2:CreateLaunchTemplate",
     }
     kinds = {r["Type"] for r in template.load_resources()["Resources"].values()}
     assert kinds <= set(creates), kinds - set(creates)
@@ -269,3 +293,107 @@ def test_the_deployer_may_create_every_kind_of_resource_in_the_stack() -> None:
         "events:PutRule",
         "iam:PassRole",
     } <= allowed
+
+
+# -- the ec2 backend's grants ------------------------------------------------------------
+LAUNCH_TEMPLATE_ARN = (
+    "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:"
+    "launch-template/${BuildInstanceLaunchTemplate}"
+)
+
+
+def _ec2_statements(path: Path) -> list[dict[str, Any]]:
+    document = json.loads(path.read_text())
+    return [
+        s
+        for s in document["Statement"]
+        if any(a.startswith("ec2:") or a == "iam:PassRole" for a in s["Action"])
+        or s["Action"] == ["ssm:GetParameter"]
+    ]
+
+
+def _resources(statement: dict[str, Any]) -> list[str]:
+    value = statement["Resource"]
+    items = value if isinstance(value, list) else [value]
+    return [i if isinstance(i, str) else json.dumps(i) for i in items]
+
+
+@pytest.mark.parametrize("path", POLICY_FILES, ids=lambda p: p.name)
+def test_run_instances_needs_the_stacks_launch_template_and_the_build_tag(path: Path) -> None:
+    stage = path.stem.removeprefix("policy-")
+    runs = [s for s in _ec2_statements(path) if "ec2:RunInstances" in s["Action"]]
+    assert runs and all(s["Action"] == ["ec2:RunInstances"] for s in runs)
+    for statement in runs:
+        condition = statement["Condition"]
+        if any("::image/*" in r for r in _resources(statement)):
+            # The AMI: Amazon's own only (the public AL2023 parameter names one of them).
+            assert condition == {"StringEquals": {"ec2:Owner": "amazon"}}
+            continue
+        assert condition["ArnLike"]["ec2:LaunchTemplate"] == {"Fn::Sub": LAUNCH_TEMPLATE_ARN}
+        created = [r for r in _resources(statement) if r.endswith(('instance/*"}', 'volume/*"}'))]
+        if created:
+            # What the launch creates carries the build's tags, of this stage.
+            assert condition["Null"] == {"aws:RequestTag/rlayer:build-id": "false"}
+            assert condition["StringEquals"] == {"aws:RequestTag/rlayer:stage": stage}
+    everything = {r for s in runs for r in _resources(s)}
+    assert any("security-group/${BuildInstanceSecurityGroup.GroupId}" in r for r in everything)
+    assert not any(r == "*" for r in everything)
+
+
+@pytest.mark.parametrize("path", POLICY_FILES, ids=lambda p: p.name)
+def test_tags_only_at_launch_and_termination_only_of_tagged_build_instances(path: Path) -> None:
+    stage = path.stem.removeprefix("policy-")
+    statements = _ec2_statements(path)
+    [tags] = [s for s in statements if "ec2:CreateTags" in s["Action"]]
+    assert tags["Action"] == ["ec2:CreateTags"]
+    assert tags["Condition"] == {"StringEquals": {"ec2:CreateAction": "RunInstances"}}
+    [ends] = [s for s in statements if "ec2:TerminateInstances" in s["Action"]]
+    assert set(ends["Action"]) == {"ec2:TerminateInstances", "ec2:GetConsoleOutput"}
+    assert [r for r in _resources(ends)] == [
+        json.dumps(
+            {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*"}
+        )
+    ]
+    assert ends["Condition"] == {
+        "Null": {"aws:ResourceTag/rlayer:build-id": "false"},
+        "StringEquals": {"aws:ResourceTag/rlayer:stage": stage},
+    }
+    # DescribeInstances has no resource form: the only EC2 action on "*".
+    on_star = {a for s in statements if s["Resource"] == "*" for a in s["Action"]}
+    assert on_star == {"ec2:DescribeInstances"}
+
+
+@pytest.mark.parametrize("path", POLICY_FILES, ids=lambda p: p.name)
+def test_the_instance_role_goes_to_ec2_only_and_ssm_reads_only_the_ami_parameters(
+    path: Path,
+) -> None:
+    statements = _ec2_statements(path)
+    passes = [s for s in statements if s["Action"] == ["iam:PassRole"]]
+    to_ec2 = [s for s in passes if s["Resource"] == {"Fn::GetAtt": ["BuildInstanceRole", "Arn"]}]
+    assert len(to_ec2) == 1
+    assert to_ec2[0]["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
+    [ssm] = [s for s in statements if s["Action"] == ["ssm:GetParameter"]]
+    assert ssm["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/"
+        "ami-amazon-linux-latest/*"
+    }
+
+
+def test_the_build_instance_reaches_the_cache_only_and_launches_locked_down() -> None:
+    resources = template.load_resources()["Resources"]
+    role = resources["BuildInstanceRole"]["Properties"]
+    [policy] = role["Policies"]
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert statement["Action"] == ["s3:GetObject", "s3:PutObject"]
+    assert statement["Resource"] == {"Fn::Sub": "${ArtifactBucket.Arn}/cache/*"}
+    trust = role["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "ec2.amazonaws.com"}]
+    data = resources["BuildInstanceLaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    assert "KeyName" not in data
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert data["InstanceInitiatedShutdownBehavior"] == "terminate"
+    group = resources["BuildInstanceSecurityGroup"]["Properties"]
+    assert "SecurityGroupIngress" not in group
+    assert [
+        (e["IpProtocol"], e["FromPort"], e["ToPort"]) for e in group["SecurityGroupEgress"]
+    ] == [("tcp", 443, 443)]
