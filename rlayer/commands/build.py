@@ -31,6 +31,9 @@ def register(subparsers: Any) -> None:
         "--force", action="store_true", help="build again even if an identical build exists"
     )
     parser.add_argument(
+        "--backend", help="where to build (codebuild, ec2, ...): one the stage offers"
+    )
+    parser.add_argument(
         "--no-wait", action="store_true", help="print the build id and return at once"
     )
     parser.add_argument(
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
                 "layer_name": args.layer_name,
                 "description": args.description,
                 "force": args.force,
+                "backend": args.backend,
             }
         )
     except ValidationError as exc:

@@ -231,3 +231,26 @@ def test_errors_are_one_line_on_stderr(api: str, capsys: pytest.CaptureFixture[s
     assert status == 1
     assert f"error: UpstreamError: cannot reach the rlayer API at {closed}/builds" in err
     assert "(is `rlayer serve` running?)" in err
+
+
+def test_build_asks_for_a_backend_and_names_one_the_stage_does_not_offer(
+    api: str, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _, err = run(capsys, "build", "4.2.2", "jsonlite", "--backend", "ec2", "--api", api)
+    assert status == 1
+    assert err.startswith("error: RequestInvalidError: backend: this stage builds on codebuild;")
+    assert "'ec2' is not among them" in err
+    status, out, _ = run(
+        capsys,
+        "build",
+        "4.2.2",
+        "jsonlite",
+        "--backend",
+        "codebuild",
+        "--no-wait",
+        "--json",
+        "--api",
+        api,
+    )
+    assert status == 0
+    assert store.get_build(json.loads(out)["build_id"]).backend == "codebuild"
