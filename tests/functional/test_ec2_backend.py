@@ -289,3 +289,26 @@ def test_a_request_may_ask_for_a_backend_the_stage_allows(
     assert refused.status_code == 400
     error = json.loads(refused.body)
     assert "backend" in json.dumps(error)
+
+
+def test_the_user_data_fits_with_a_lambda_session_token(
+    ec2_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.aws.session import reset_clients
+
+    # Lambda's role credentials carry a session token (about a kilobyte); it goes into the
+    # presigned URL and the form's fields.
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "IQoJb3JpZ2luX2VjE" + "A" * 1100)
+    # boto3's default session keeps the credentials it resolved first: a fresh one reads
+    # the token (and another, after the test, forgets it).
+    boto3.setup_default_session()
+    reset_clients()
+    many = BuildSpec(r_version="4.4.1", packages=tuple(f"pkg{i:03d}" for i in range(200)))
+    try:
+        user_data = _backend().user_data("20260101T000000-token", many)
+    finally:
+        monkeypatch.delenv("AWS_SESSION_TOKEN")
+        boto3.setup_default_session()
+        reset_clients()
+    assert "IQoJb3JpZ2luX2VjE" in user_data
+    assert len(user_data.encode()) <= USER_DATA_MAX
