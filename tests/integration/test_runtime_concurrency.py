@@ -4,6 +4,7 @@ each with its own /next loop and connection, driven by concurrent invokes."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -137,3 +138,21 @@ def test_a_worker_lost_between_events_ends_the_environment(
     assert any("exited between events; exiting" in line for line in lines)
     again = session.invoke(json.dumps({"n": 1, "sleep": 0}).encode())
     assert again.ok and again.init_ms is not None  # a new, cold environment
+
+
+def test_a_runtime_outlives_the_thread_whose_invoke_started_it(
+    make_session: SessionFactory, concurrent_root: Path, host_r: Path
+) -> None:
+    # bwrap's --die-with-parent is per thread: a runtime started by a passing thread (a
+    # pool's, an HTTP request's) must not die with it.
+    session = make_session(task_root=concurrent_root, handler="conc.handler")
+    event = json.dumps({"n": 1, "sleep": 0}).encode()
+    first: list[InvokeResult] = []
+    starter = threading.Thread(target=lambda: first.append(session.invoke(event)))
+    starter.start()
+    starter.join()
+    time.sleep(0.3)  # time for a death signal to land, were one sent
+    assert session.warm
+    second = session.invoke(event)
+    assert second.init_ms is None  # warm: the same environment
+    assert second.json_payload()["pid"] == first[0].json_payload()["pid"]

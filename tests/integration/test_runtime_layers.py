@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -55,13 +56,60 @@ def test_runtime_from_zip_layers_with_r_from_the_layer(
     info = result.json_payload()
     assert info["task_root"] == "/var/task" == info["cwd"]
     assert "/opt/lib" in info["ld_library_path"]
-    assert info["search"] == [".GlobalEnv", "Autoloads", "package:base"]
+    # Only base is attached, and the runtime's own environment (lambda_log, event helpers).
+    assert info["search"] == [".GlobalEnv", "rlayer", "Autoloads", "package:base"]
     assert info["jit"] == "0"
     # The bootstrap exec'd R's binary directly (one process, no front-end script).
     pid = session.runtime_pid
     assert pid is not None
     exe = [os.readlink(f"/proc/{p}/exe") for p in _tree(pid)]
     assert exe[-1].endswith("/bin/exec/R")
+
+
+FEATURES_R = """
+handler <- function(event, context, stream) {
+  message("serving ", event$n)
+  if (isTRUE(event$stream)) {
+    stream$write(paste0(context$aws_request_id, ";"))
+    return(invisible())
+  }
+  Sys.sleep(0.5)
+  list(pid = Sys.getpid(), started = event$n, sqs = event_kind(list(Records = list(
+    list(eventSource = "aws:sqs")))))
+}
+"""
+
+
+def test_the_layers_r_runs_workers_streams_and_json_logs(
+    runtime_layer: Path,
+    r_layer: Path,
+    write_handler: HandlerWriter,
+    make_session: SessionFactory,
+) -> None:
+    """What the newer features need of R (parallel's fork, sockets, the helpers) is in the
+    runtime layer's R, as built and pruned."""
+    root = write_handler("feat.R", FEATURES_R)
+    lines: list[str] = []
+    session = make_session(
+        layers=[runtime_layer, r_layer],
+        task_root=root,
+        handler="feat.handler",
+        max_concurrency=2,
+        memory_mb=4096,
+        timeout_s=10,
+        env={"AWS_LAMBDA_LOG_FORMAT": "JSON"},
+        log_sink=lines.append,
+    )
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda n: session.invoke(json.dumps({"n": n}).encode()), [1, 2]))
+    assert all(r.ok for r in results), [r.payload for r in results]
+    bodies = [r.json_payload() for r in results]
+    assert len({b["pid"] for b in bodies}) == 2
+    assert {b["sqs"] for b in bodies} == {"sqs"}
+    streamed = session.invoke(b'{"n": 3, "stream": true}')
+    assert streamed.streamed and streamed.payload == f"{streamed.request_id};".encode()
+    logged = {json.loads(line)["requestId"] for line in lines if '"serving' in line}
+    assert logged == {r.request_id for r in [*results, streamed]}
 
 
 def _tree(pid: int) -> list[int]:

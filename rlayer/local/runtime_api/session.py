@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -82,6 +83,10 @@ class RuntimeSession:
         self.sandbox = Sandbox(layers, task_root, sandbox_mode)
         self._instance: _Instance | None = None
         self._lock = threading.Lock()
+        # Runtimes are started from one thread that lives until close(): bwrap's
+        # --die-with-parent kills the sandbox when the *thread* that started it ends, and
+        # invokes come from passing threads (a thread pool, one per HTTP request).
+        self._spawner: ThreadPoolExecutor | None = None
 
     @property
     def function_arn(self) -> str:
@@ -122,6 +127,9 @@ class RuntimeSession:
         with self._lock:
             self._stop_instance()
             self.sandbox.close()
+            if self._spawner is not None:
+                self._spawner.shutdown(wait=False)
+                self._spawner = None
 
     def _stop_instance(self) -> None:
         if self._instance is not None:
@@ -142,7 +150,9 @@ class RuntimeSession:
             extra=self.env,
         )
         try:
-            process = self.sandbox.spawn(env, self.log_sink)
+            if self._spawner is None:
+                self._spawner = ThreadPoolExecutor(1, thread_name_prefix="rlayer-runtime")
+            process = self._spawner.submit(self.sandbox.spawn, env, self.log_sink).result()
         except BaseException:
             api.close()
             raise
