@@ -8,6 +8,7 @@ from chalice.app import Chalice, Rate
 
 from chalicelib.api import context
 from chalicelib.api.builds import builds
+from chalicelib.api.catalog_routes import catalog_routes
 from chalicelib.api.openapi import docs
 from chalicelib.api.releases import releases
 from chalicelib.api.responses import with_request_id
@@ -25,6 +26,7 @@ app.register_blueprint(slack)
 app.register_blueprint(subscriptions)
 app.register_blueprint(releases)
 app.register_blueprint(docs)
+app.register_blueprint(catalog_routes)
 
 
 @app.schedule(Rate(schedule_rate_hours(), unit=Rate.HOURS), name="check_releases")

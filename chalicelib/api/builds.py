@@ -1,4 +1,4 @@
-"""Routes: request builds, read them, and the catalog of proven layers."""
+"""Routes: request builds and read them (the catalog: chalicelib.api.catalog_routes)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from typing import Any
 from chalice.app import Blueprint, IAMAuthorizer, Response
 
 from chalicelib.api import context
-from chalicelib.api.contract import BuildAccepted, BuildList, BuildPath, Catalog, CatalogEntry
+from chalicelib.api.contract import BuildAccepted, BuildList, BuildPath
 from chalicelib.api.responses import http_errors, json_response, request_body
-from chalicelib.catalog import proven_builds
-from chalicelib.models import BuildRecord, BuildRequest, BuildStatus, LayersQuery, ListQuery
+from chalicelib.models import BuildRecord, BuildRequest, ListQuery
 from chalicelib.observability import bind_build
 from chalicelib.submit import submit_build
 
@@ -71,25 +70,3 @@ def list_builds() -> Response:
     )
     page = BuildList(builds=records, next=token)
     return json_response(page.model_dump(mode="json", exclude={"builds": {"__all__": _HIDDEN}}))
-
-
-@builds.route("/layers", methods=["GET"], authorizer=iam)
-@http_errors
-def list_layers() -> Response:
-    query = LayersQuery.model_validate(builds.current_request.query_params or {})
-    found = proven_builds(
-        context.store(), r_version=query.r_version, architecture=query.architecture
-    )
-    return json_response(Catalog(layers=[catalog_entry(r) for r in found]))
-
-
-def catalog_entry(record: BuildRecord) -> CatalogEntry:
-    return CatalogEntry(
-        build_id=record.build_id,
-        r_version=record.spec.r_version,
-        architecture=record.spec.architecture,
-        packages=record.canary.packages if record.canary else {},
-        layer_arns=[layer.arn for layer in record.layers],
-        layers=record.layers,
-        built_at=record.steps.get(BuildStatus.SUCCEEDED.value, record.updated_at),
-    )

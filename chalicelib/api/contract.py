@@ -13,16 +13,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chalicelib.api.catalog_queries import CatalogQuery, LatestQuery
+from chalicelib.api.catalog_routes import PUBLIC as PUBLIC_CATALOG
+from chalicelib.catalog import Catalog, LatestLayers
 from chalicelib.models import (
     MAX_NAME,
     MAX_TOKEN,
     MAX_URL,
-    Architecture,
     BuildRecord,
     BuildRequest,
     BuildStatus,
-    LayerRef,
-    LayersQuery,
     ListQuery,
 )
 from chalicelib.pipeline.contracts import BUILD_ID_RE
@@ -83,20 +83,6 @@ class BuildList(BaseModel):
     next: str | None = None
 
 
-class CatalogEntry(BaseModel):
-    build_id: str
-    r_version: str
-    architecture: Architecture
-    packages: dict[str, str]
-    layer_arns: list[str]
-    layers: list[LayerRef]
-    built_at: str
-
-
-class Catalog(BaseModel):
-    layers: list[CatalogEntry]
-
-
 class SubscriptionList(BaseModel):
     subscriptions: list[Subscription]
     next: str | None = None
@@ -136,6 +122,8 @@ class OpenApiDocument(BaseModel):
 
 # -- the routes ---------------------------------------------------------------------------
 JSON = "application/json"
+CSV = "text/csv"
+HTML = "text/html"
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -157,6 +145,8 @@ class Operation:
     # Slack cannot sign with SigV4: its route checks Slack's own signature instead.
     iam: bool = True
     headers: dict[str, str] = field(default_factory=dict)
+    # What a success answers: the answer model as JSON, and the other forms it may take.
+    media: tuple[str, ...] = (JSON,)
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -188,7 +178,37 @@ OPERATIONS: tuple[Operation, ...] = (
         path_params=BuildPath,
         errors=(400, 404),
     ),
-    Operation("GET", "/layers", "Proven layers", 200, Catalog, query=LayersQuery, errors=(400,)),
+    Operation(
+        "GET",
+        "/layers",
+        "Proven layers, with their ARNs per region, sharing, expiry and tombstones",
+        200,
+        Catalog,
+        query=CatalogQuery,
+        errors=(400,),
+        iam=not PUBLIC_CATALOG,
+        media=(JSON, CSV),
+    ),
+    Operation(
+        "GET",
+        "/layers/latest",
+        "The newest proven layers of a spec in a region, in the order to attach them",
+        200,
+        LatestLayers,
+        query=LatestQuery,
+        errors=(400, 404),
+        iam=not PUBLIC_CATALOG,
+        media=(JSON, CSV),
+    ),
+    Operation(
+        "GET",
+        "/catalog",
+        "The catalog as a web page (it reads GET /layers)",
+        200,
+        None,
+        iam=not PUBLIC_CATALOG,
+        media=(HTML,),
+    ),
     Operation(
         "POST",
         "/subscriptions",

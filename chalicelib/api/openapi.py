@@ -62,10 +62,17 @@ def _parameters(model: type[BaseModel] | None, where: str) -> list[dict[str, Any
     ]
 
 
-def _response(description: str, ref: dict[str, Any] | None, headers: dict[str, Any]) -> Any:
+def _response(
+    description: str,
+    ref: dict[str, Any] | None,
+    headers: dict[str, Any],
+    media: tuple[str, ...] = (JSON,),
+) -> Any:
     out: dict[str, Any] = {"description": description}
-    if ref is not None:
-        out["content"] = {JSON: {"schema": ref}}
+    text = {"type": "string"}
+    content = {m: {"schema": ref if m == JSON else text} for m in media if m != JSON or ref}
+    if content:
+        out["content"] = content
     if headers:
         out["headers"] = headers
     return out
@@ -78,7 +85,7 @@ def _operation(op: Operation, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]
     answer = refs[(op.answer, "serialization")] if op.answer is not None else None
     responses: dict[str, Any] = {}
     for status in (op.ok, *op.also):
-        responses[str(status)] = _response(STATUS_TEXT[status], answer, request_id)
+        responses[str(status)] = _response(STATUS_TEXT[status], answer, request_id, op.media)
     for status in (*op.errors, 500, 503):
         headers = {**request_id, **(retry if status in (429, 503) else {})}
         responses[str(status)] = _response(STATUS_TEXT[status], error, headers)
