@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "status",
     "list_builds",
     "layers",
+    "catalog",
     "build_layer",
     "invoke",
     "shell",

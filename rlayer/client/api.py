@@ -121,6 +121,32 @@ class ApiClient:
             raise errors.UpstreamError(f"{self.base_url}/layers answered without a layer list")
         return layers
 
+    def catalog(self) -> dict[str, Any]:
+        """``GET /layers`` as it came (what the catalog page reads)."""
+        body = self._call("GET", "/layers")[1]
+        if not isinstance(body.get("layers"), list):
+            raise errors.UpstreamError(f"{self.base_url}/layers answered without a layer list")
+        return body
+
+    def latest(
+        self,
+        *,
+        r_version: str,
+        architecture: Architecture,
+        region: str | None = None,
+        packages: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """``GET /layers/latest``: the newest proven layers of a spec, in attach order."""
+        query = {"r_version": r_version, "architecture": architecture.value}
+        if region:
+            query["region"] = region
+        if packages:
+            query["packages"] = ",".join(packages)
+        body = self._call("GET", "/layers/latest", query=query)[1]
+        if not isinstance(body.get("arns"), list):
+            raise errors.UpstreamError(f"{self.base_url}/layers/latest answered without ARNs")
+        return body
+
     # -- plumbing ----------------------------------------------------------------------
     def _call(
         self,
