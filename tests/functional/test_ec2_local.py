@@ -200,6 +200,34 @@ def test_an_execution_stopped_from_outside_leaves_the_instance_to_the_reaper(
     wait_until(lambda: stack._ec2_bridge is not None and stack._ec2_bridge.running() == [])
 
 
+def test_the_state_machines_poll_limit_stops_the_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rlayer.local import moto_resources
+
+    # Six one-second polls, well before the instance's own watchdog (30 s).
+    monkeypatch.setattr(moto_resources, "BUILD_TIMEOUT_S", 6)
+    log = (tmp_path / "stack.log").open("w")
+    options = StackOptions(
+        api_port=0,
+        data_dir=tmp_path / "data",
+        run_schedules=False,
+        log_stream=log,
+        poll_interval_s=1,
+        env={"EC2_BUILD_TIMEOUT_S": "30", "R_VERSIONS": "4.4.1"},
+    )
+    with LocalStack(options) as stack:
+        sabotage(stack, tmp_path, install_deps="echo 'installing slowly'\nexec sleep 300\n")
+        # Any R the stack offers: the build never gets past its install phase.
+        version = stack.settings.buildable_r_versions()[0]
+        step, error_type, message = failure(build(stack, version, timeout=90))
+        assert (step, error_type) == ("StopBuild", "BuildTimedOutError")
+        assert "it was stopped" in message
+        wait_until(lambda: stack._ec2_bridge is not None and stack._ec2_bridge.running() == [])
+        assert live_instances() == []
+    log.close()
+
+
 def wait_until(check: Any, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not check():
