@@ -14,7 +14,8 @@
 # Reading: the JSON text is checked token by token (regular expressions over the whole text,
 # run in C), rewritten into the R expression that builds the value (arrays of scalars as
 # .v() calls, other arrays and objects as calls to this file's own `[` and `{`, strings as
-# R string literals, which share JSON's escapes), parsed by R's parser and evaluated. Anything the check does not vouch for (invalid JSON,
+# R string literals, which share JSON's escapes, numbers with a fraction or exponent as
+# exact hexadecimal doubles), parsed by R's parser and evaluated. Anything the check does not vouch for (invalid JSON,
 # escapes R reads differently, jsonlite's "$date" objects) goes to jsonlite, so its answer,
 # or its error, is the one given; so does a text past json_read_limit (64 KiB).
 # Writing: NULL, logical, integer, double, character and factor vectors, lists and I() are
@@ -103,16 +104,51 @@ json_reader <- local({
   )
   top_calls <- c(".v", "[", "{", "-")
 
+  # Numbers with a fraction or an exponent. R's parser does not round every decimal to the
+  # nearest double as strtod (jsonlite) does, so these are converted here, exactly, and
+  # written into the R text as hexadecimal doubles, which R reads bit for bit: a mantissa of
+  # at most 15 digits and a power of ten up to 22 are both exact doubles, and one division
+  # or product of exact doubles is rounded once, to the nearest (Clinger's fast path).
+  # Other numbers (more digits, larger exponents) leave the text to jsonlite.
+  float_re <- paste0(
+    "(?<![\\w.+-])-?(?:0|[1-9][0-9]*)",
+    "(?:\\.[0-9]+(?:[eE][+-]?[0-9]+)?|[eE][+-]?[0-9]+)(?![\\w.+-])"
+  )
+  powers_of_ten <- cumprod(c(1, rep(10, 22))) # 1e0 .. 1e22, each exact
+  exact_doubles <- function(tokens) {
+    negative <- startsWith(tokens, "-")
+    mark <- regexpr("[eE]", tokens)
+    has_exp <- mark > 0L
+    exponent <- integer(length(tokens))
+    exponent[has_exp] <- as.integer(substring(tokens[has_exp], mark[has_exp] + 1L))
+    mantissa <- ifelse(has_exp, substr(tokens, 1L, mark - 1L), tokens)
+    mantissa <- sub("^-", "", mantissa)
+    dot <- regexpr(".", mantissa, fixed = TRUE)
+    exponent <- exponent - ifelse(dot > 0L, nchar(mantissa) - dot, 0L)
+    digits <- sub("^0+", "", sub(".", "", mantissa, fixed = TRUE))
+    trimmed <- sub("0+$", "", digits)
+    exponent <- exponent + nchar(digits) - nchar(trimmed)
+    if (any(nchar(trimmed) > 15L | (nzchar(trimmed) & abs(exponent) > 22L))) return(NULL)
+    value <- as.numeric(ifelse(nzchar(trimmed), trimmed, "0"))
+    scale <- powers_of_ten[abs(exponent) + 1L]
+    value <- ifelse(exponent >= 0L, value * scale, value / scale)
+    ifelse(negative, -value, value)
+  }
+
   # The value in a list, or NULL when the text is not for this reader (the caller then asks
   # jsonlite). Any error or warning on the way (invalid UTF-8, a ten-digit number past R's
   # integers, R's parser refusing what the checks let through) means the same.
   read <- function(text) tryCatch({
-    at <- gregexpr(string_re, text, perl = TRUE)[[1L]]
+    if (!validUTF8(text)) return(NULL)
+    # Bytes: positions in characters would make every substring walk the text from its
+    # start (quadratic in a text with any non-ASCII character).
+    Encoding(text) <- "bytes"
+    at <- gregexpr(string_re, text, perl = TRUE, useBytes = TRUE)[[1L]]
     if (at[[1L]] > 0L) {
       ends <- at + attr(at, "match.length")
       strings <- substring(text, at, ends - 1L)
       if ("\"$date\"" %in% strings) return(NULL)
-      masked <- paste0(substring(text, c(1L, ends), c(at - 1L, nchar(text))),
+      masked <- paste0(substring(text, c(1L, ends), c(at - 1L, nchar(text, "bytes"))),
                        c(rep.int("@", length(at)), ""), collapse = "")
       if (grepl("\\", text, fixed = TRUE)) {
         if (grepl(lone_surrogate_re, text, perl = TRUE)) return(NULL)
@@ -124,16 +160,29 @@ json_reader <- local({
       masked <- text
     }
     if (!grepl(tokens_re, masked, perl = TRUE)) return(NULL)
+    floats <- gregexpr(float_re, masked, perl = TRUE)[[1L]]
+    if (floats[[1L]] > 0L) {
+      ends <- floats + attr(floats, "match.length")
+      values <- exact_doubles(substring(masked, floats, ends - 1L))
+      if (is.null(values)) return(NULL)
+      masked <- paste0(substring(masked, c(1L, ends), c(floats - 1L, nchar(masked))),
+                       c(rep.int("~", length(floats)), ""), collapse = "")
+    }
     # Arrays of scalars call .v, other arrays `[`, objects `{` (the builders' own), keys are
     # argument names, integers R's integers (ten digits: L too; past R's range R warns).
     code <- gsub("\\[(?=[^][{}]*+\\])", ".v(", masked, perl = TRUE)
     code <- gsub("([[{])", "`\\1`(", code, perl = TRUE)
     code <- chartr("]}:", "))=", code)
     code <- gsub("(?<![\\w.+-])(-?[0-9]{1,10})(?![\\w.+-])", "\\1L", code, perl = TRUE)
+    if (floats[[1L]] > 0L) {
+      parts <- strsplit(paste0(code, " "), "~", fixed = TRUE)[[1L]]
+      code <- paste0(parts, c(sprintf("%a", values), ""), collapse = "")
+    }
     if (length(strings)) {
       parts <- strsplit(paste0(code, " "), "@", fixed = TRUE)[[1L]]
       code <- paste0(parts, c(strings, ""), collapse = "")
     }
+    Encoding(code) <- "UTF-8"
     exprs <- parse(text = code, keep.source = FALSE, encoding = "UTF-8")
     if (length(exprs) != 1L) return(NULL)
     expr <- exprs[[1L]]
@@ -210,6 +259,7 @@ json_writer <- local({
       if (is.null(keys)) return(paste0("[", paste(items, collapse = ","), "]"))
       missing <- is.na(keys) | !nzchar(keys)
       keys[missing] <- as.character(which(missing))
+      keys <- make.unique(keys)
       return(paste0("{", paste0(quote_strings(keys), ":", items, collapse = ","), "}"))
     }
     out <- switch(typeof(x),

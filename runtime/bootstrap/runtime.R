@@ -30,6 +30,10 @@
 # as jsonlite::fromJSON/toJSON with those options do it (json.R, without loading jsonlite).
 
 local({
+  # RLAYER_STARTUP_TIMES=1 (bench/runtime): where the cold start went, one line on stderr
+  # before the first GET next; milliseconds since R started (proc.time() counts from there).
+  startup <- if (nzchar(Sys.getenv("RLAYER_STARTUP_TIMES"))) c(r_ready = proc.time()[[3L]])
+  mark <- function(name) if (!is.null(startup)) startup[[name]] <<- proc.time()[[3L]]
   api <- Sys.getenv("AWS_LAMBDA_RUNTIME_API")
   if (!nzchar(api)) {
     cat("rlayer runtime: AWS_LAMBDA_RUNTIME_API is not set\n", file = stderr())
@@ -204,7 +208,9 @@ local({
   # ---- JSON ------------------------------------------------------------------------
   # to_json() and from_json(): base R, jsonlite's results; jsonlite itself is loaded only
   # for what they hand to it (json.R says what), not at start-up.
+  mark("json_from")
   source_part("json.R")
+  mark("json")
 
   utf8 <- function(bytes) {
     text <- rawToChar(bytes)
@@ -317,6 +323,7 @@ local({
 
   target <- resolve_handler(handler_name)
 
+  mark("handler_from")
   exprs <- tryCatch(parse(target$file, keep.source = TRUE, encoding = "UTF-8"),
                     error = function(e) e)
   if (inherits(exprs, "error")) {
@@ -514,6 +521,13 @@ local({
     handle(next_event)
     flush(stdout())
     if (!is.null(on_event)) on_event("")
+  }
+  mark("handler")
+  if (!is.null(startup)) {
+    cat(sprintf("rlayer startup: r_start_epoch=%.6f %s\n",
+                as.numeric(Sys.time()) - proc.time()[[3L]],
+                paste0(names(startup), "=", sprintf("%.3f", startup * 1000), collapse = " ")),
+        file = stderr())
   }
   max_concurrency <- suppressWarnings(as.integer(Sys.getenv("AWS_LAMBDA_MAX_CONCURRENCY")))
   if (!is.na(max_concurrency) && max_concurrency > 1L) {
