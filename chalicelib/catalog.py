@@ -1,6 +1,6 @@
 """The catalog of proven layers: builds that passed their canary, newest first, with their
 ARNs per region, who they are shared with, and what retention did to them; and the
-"latest" resolver (the newest current layers for an R, architecture, region and packages).
+answer of the "latest" resolver (``chalicelib.distribution.latest_index``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 
 from chalicelib.aws.store import Store
 from chalicelib.distribution.principals import RegionalVersion
-from chalicelib.errors import NotFoundError
 from chalicelib.models import Architecture, BuildRecord, BuildStatus, LayerRef
 
 Status = Literal["current", "superseded", "deleted"]
@@ -141,62 +140,3 @@ def catalog(
         if (not r_version or r.spec.r_version == r_version)
         and (not architecture or r.spec.architecture is architecture)
     ]
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in version.split("."))
-
-
-def _matches(r_version: str, wanted: str) -> bool:
-    """``X.Y`` is every patch of it; ``X.Y.Z`` itself."""
-    if wanted.count(".") == 1:
-        return r_version.startswith(wanted + ".")
-    return r_version == wanted
-
-
-def latest(
-    entries: list[CatalogEntry],
-    *,
-    r_version: str,
-    architecture: Architecture,
-    region: str,
-    packages: list[str],
-) -> LatestLayers:
-    """The newest current build of that spec in that region (the newest patch for X.Y),
-    or NotFoundError saying what was looked for."""
-    wanted = sorted(packages, key=str.lower)
-    found = [
-        e
-        for e in entries
-        if e.status == "current"
-        and e.architecture is architecture
-        and _matches(e.r_version, r_version)
-        and region in e.regions
-        and sorted(e.requested, key=str.lower) == wanted
-    ]
-    if not found:
-        what = ", ".join(packages) if packages else "no packages"
-        raise NotFoundError(
-            f"no proven layers for R {r_version} on {architecture.value} in {region} with "
-            f"{what}; request a build of that spec (POST /builds, rlayer build)",
-            field="r_version",
-        )
-    best = max(found, key=lambda e: (_version_key(e.r_version), e.built_at))
-    arns = best.regions[region]
-    kinds = {
-        arn: layer.kind
-        for layer in best.layers
-        for arn in {layer.arn, *(v.arn for v in layer.regions.values())}
-    }
-    shared = [p for layer in best.layers for p in layer.shared_with]
-    return LatestLayers(
-        r_version=best.r_version,
-        architecture=best.architecture,
-        region=region,
-        build_id=best.build_id,
-        packages=best.packages,
-        arns=arns,
-        layers=[LatestLayer(kind=kinds[arn], arn=arn) for arn in arns],
-        shared_with=list(dict.fromkeys(shared)),
-        built_at=best.built_at,
-    )

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from chalicelib.aws.store import Store
+from chalicelib.distribution.latest_index import index_build, unindex_build
 from chalicelib.distribution.principals import RegionalVersion
 from chalicelib.models import (
     Architecture,
@@ -58,7 +59,7 @@ def proven(
     if packages:
         layers.append(_layer("packages", spec.packages_layer_name, regions, version, shared_with))
     canary = CanaryResult(r_version=r_version, packages={"jsonlite": "1.8.9", **packages})
-    return store.transition(
+    record = store.transition(
         build_id,
         BuildStatus.SUCCEEDED,
         {
@@ -66,6 +67,9 @@ def proven(
             "canary": canary.model_dump(mode="json"),
         },
     )
+    # As RecordSuccess does: the resolver finds it from here on.
+    index_build(store, record, regions[0])
+    return record
 
 
 def _layer(
@@ -91,6 +95,7 @@ def _layer(
 
 def supersede(store: Store, old: BuildRecord, new: BuildRecord, *, days: int = 90) -> BuildRecord:
     expires = (datetime.now(UTC) + timedelta(days=days)).strftime(STAMP)
+    unindex_build(store, old)
     return store.update_build(
         old.build_id,
         {"superseded_by": new.build_id, "superseded_at": expires, "expires_at": expires},

@@ -15,7 +15,8 @@ from chalicelib.api.catalog_csv import catalog_csv, latest_csv
 from chalicelib.api.catalog_page import page
 from chalicelib.api.catalog_queries import CatalogQuery, LatestQuery
 from chalicelib.api.responses import http_errors, json_response
-from chalicelib.catalog import Catalog, catalog, latest
+from chalicelib.catalog import Catalog, catalog
+from chalicelib.distribution.latest_index import lookup
 from chalicelib.settings import get_settings
 
 catalog_routes = Blueprint(__name__)
@@ -47,8 +48,8 @@ def latest_layers() -> Response:
     query = LatestQuery.model_validate(catalog_routes.current_request.query_params or {})
     settings = context.settings()
     region = query.region or settings.aws_region
-    found = latest(
-        catalog(context.store(), settings.aws_region, architecture=query.architecture),
+    found = lookup(
+        context.store(),
         r_version=query.r_version,
         architecture=query.architecture,
         region=region,

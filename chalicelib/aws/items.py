@@ -143,3 +143,5 @@ SUBSCRIPTION = ItemKind("SUB", listed=True)
 SLACK_REQUEST = ItemKind("SLACKREQ", listed=False)  # replay markers (ttl)
 # caller -> the builds it started that may still run (at most the stage's limit).
 CALLER = ItemKind("CALLER", listed=False)
+# architecture, R X.Y and package set -> its current build per patch release (the resolver).
+LATEST = ItemKind("LATEST", listed=False)

@@ -85,6 +85,40 @@ class Store:
     def put(self, pk: str, data: Mapping[str, Any]) -> None:
         self._ddb.put_item(TableName=self.table_name, Item=to_item({**data, "pk": pk}))
 
+    def set_in_map(
+        self, pk: str, field: str, key: str, value: Any, *, unless: tuple[str, str] | None = None
+    ) -> None:
+        """Set (``value``) or remove (None) one entry of a map attribute, leaving the others
+        as concurrent writers left them. ``unless``: (attribute of the entry, value) that the
+        entry must still have for a removal; else nothing changes."""
+        names = {"#f": field, "#k": key}
+        self._ddb.update_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": pk}},
+            UpdateExpression="SET #f = if_not_exists(#f, :empty)",
+            ExpressionAttributeNames={"#f": field},
+            ExpressionAttributeValues={":empty": {"M": {}}},
+        )
+        args: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": pk}},
+            "ExpressionAttributeNames": names,
+        }
+        if value is None:
+            args["UpdateExpression"] = "REMOVE #f.#k"
+            if unless is not None:
+                names["#u"] = unless[0]
+                args["ConditionExpression"] = "#f.#k.#u = :u"
+                args["ExpressionAttributeValues"] = to_item({":u": unless[1]})
+        else:
+            args["UpdateExpression"] = "SET #f.#k = :v"
+            args["ExpressionAttributeValues"] = to_item({":v": value})
+        try:
+            self._ddb.update_item(**args)
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+
     def delete(self, pk: str) -> None:
         self._ddb.delete_item(TableName=self.table_name, Key={"pk": {"S": pk}})
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from chalicelib.aws import lambdas
 from chalicelib.aws.store import Store
+from chalicelib.distribution.latest_index import index_build, unindex_build
 from chalicelib.distribution.principals import RegionalVersion
 from chalicelib.errors import RLayerError
 from chalicelib.models import BuildRecord, BuildStatus, LayerRef
@@ -72,6 +73,7 @@ def supersede(
         store.update_build(
             older.build_id, {**fields, "expires_at": expires}, expect=BuildStatus.SUCCEEDED
         )
+        unindex_build(store, older)
         marked.append(older.build_id)
     if marked:
         logger.info("builds superseded", extra={"superseded": marked, "expires_at": expires})
@@ -152,6 +154,8 @@ def expire(store: Store, settings: Settings, *, now: datetime | None = None) -> 
     for record in records:
         if not record.superseded_by:
             in_use |= arns_of(record)
+            # The resolver's entry, written again: repairs a write that failed.
+            index_build(store, record, settings.aws_region)
     stamp = _stamp(now)
     for record in records:
         if record.deleted_at or not record.expires_at or record.expires_at > stamp:

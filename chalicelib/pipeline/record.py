@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chalicelib.distribution.latest_index import index_build
 from chalicelib.distribution.retention import supersede
 from chalicelib.distribution.sharing import share_layer
 from chalicelib.errors import CanaryFailedError, TransitionRejectedError
@@ -48,9 +49,10 @@ def run_success(data: TaskInput, deps: Deps) -> FinalOutput:
     # Earlier proven builds of the spec now expire (their versions stay until then). The
     # build is proven whatever happens here: the expiry task makes up what was not written.
     try:
+        index_build(deps.store, record, deps.settings.aws_region)
         supersede(deps.store, record, deps.settings)
     except Exception:
-        logger.exception("superseding earlier builds failed; the expiry task will")
+        logger.exception("indexing or superseding failed; the expiry task will")
     metrics.add_metric(name="BuildsSucceeded", unit=MetricUnit.Count, value=1)
     logger.info("build succeeded", extra={"layers": [la.arn for la in record.layers]})
     return FinalOutput(status=record.status)

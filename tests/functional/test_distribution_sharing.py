@@ -16,8 +16,9 @@ from pydantic import ValidationError
 
 from chalicelib.aws.session import client
 from chalicelib.builders.base import BuildState
+from chalicelib.distribution.latest_index import line_key, lookup
 from chalicelib.distribution.retention import expire
-from chalicelib.errors import RequestInvalidError, request_invalid
+from chalicelib.errors import NotFoundError, RequestInvalidError, request_invalid
 from chalicelib.models import BuildRecord, BuildRequest, BuildSpec
 from chalicelib.settings import get_settings
 from chalicelib.submit import submit_build
@@ -166,6 +167,20 @@ def test_superseded_versions_expire_with_tombstones_and_shared_runtimes_stay_whi
     assert timedelta(days=89) < expires - datetime.now(UTC) <= timedelta(days=90)
     assert pipeline.store.get_build(b.build_id).superseded_by is None
 
+    # The resolver answers the new build: A's entry was replaced when A2 was proven.
+    def latest_arns(region: str) -> list[str]:
+        found = lookup(
+            pipeline.store,
+            r_version=HOST_R_VERSION.rsplit(".", 1)[0],
+            architecture=a.spec.architecture,
+            region=region,
+            packages=["jsonlite"],
+        )
+        assert found.build_id == a2.build_id
+        return found.arns
+
+    assert latest_arns(OTHER) == [arns(a2, "runtime")[OTHER], arns(a2, "packages")[OTHER]]
+
     settings = get_settings()
     # Before the expiry date nothing goes.
     early = expire(pipeline.store, settings, now=datetime.now(UTC) + timedelta(days=30))
@@ -196,6 +211,13 @@ def test_superseded_versions_expire_with_tombstones_and_shared_runtimes_stay_whi
     assert packages.regions[OTHER].replaced_by == arns(a2, "packages")[OTHER]
     assert not any(exists(arn) for arn in arns(a, "packages").values())
     assert all(exists(arn) for arn in arns(a, "runtime").values())
+
+    # A lost resolver entry is written again by the expiry task.
+    pipeline.store.delete(line_key(a2.spec.architecture, a2.spec.r_version, ["jsonlite"]))
+    with pytest.raises(NotFoundError):
+        latest_arns(HOME)
+    expire(pipeline.store, settings, now=later)
+    assert latest_arns(HOME) == [arns(a2, "runtime")[HOME], arns(a2, "packages")[HOME]]
 
     # B's spec moves to the new recipe too: once B expires, nobody current uses the first
     # runtime version, and it goes, replaced by A2's runtime (which B2 reuses).
