@@ -38,6 +38,8 @@ STATE_MACHINE = "PipelineStateMachine"
 STATE_MACHINE_ROLE = "StateMachineRole"
 TASK_POLICY = "TaskIntegrations"
 TABLE = "BuildsTable"
+# The API Chalice packages (AWS::Serverless::Api); the merge adds its stage settings.
+REST_API = "RestAPI"
 # Kept when the stack is deleted or a replacement is forced, in these stages.
 RETAIN_STAGES = frozenset({"prod"})
 STATEFUL = ("BuildsTable", "ArtifactBucket", "SlackSecret")
@@ -279,6 +281,21 @@ def merge_template(
         res[function_id] = {
             "Properties": {"Tracing": "Active", **FUNCTION_SIZING.get(function_id, {})}
         }
+
+    # API Gateway's stage throttling (Chalice's RestAPI, merged): what bounds the public
+    # catalog routes of a stage that opens them.
+    res[REST_API] = {
+        "Properties": {
+            "MethodSettings": [
+                {
+                    "ResourcePath": "/*",
+                    "HttpMethod": "*",
+                    "ThrottlingRateLimit": {"Ref": "ApiThrottleRate"},
+                    "ThrottlingBurstLimit": {"Ref": "ApiThrottleBurst"},
+                }
+            ]
+        }
+    }
 
     policy = "Retain" if stage in RETAIN_STAGES else "Delete"
     for name in STATEFUL:
