@@ -113,6 +113,7 @@ recipe_hash() {
   {
     compile_hash
     cat "$BUILDSPEC_DIR/build-runtime.sh" "$BUILDSPEC_DIR/closure.sh" "$BUILDSPEC_DIR/prune.sh" \
+      "$BUILDSPEC_DIR/lazyload-xz.R" \
       "$BUILDSPEC_DIR/install-packages.R" "$LAMBDA_OS_TABLE" \
       "$BUILDSPEC_DIR/layerzip.py" "$BUILDSPEC_DIR/which" "$SRC_ROOT/runtime/bootstrap/bootstrap" \
       "$SRC_ROOT"/runtime/bootstrap/*.R

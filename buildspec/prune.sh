@@ -1,6 +1,7 @@
 #!/bin/sh
 # prune.sh DIR...: strips ELF files and removes what a Lambda function never reads:
-# documentation, help pages, HTML, tests, translations, man pages, pkg-config files.
+# documentation, help pages, HTML, tests, translations, man pages, pkg-config files; in
+# R itself, recompresses its packages' code (lazyload-xz.R).
 # Runs with the build's /opt at /opt (in_opt).
 set -eu
 for dir in "$@"; do
@@ -38,5 +39,11 @@ for dir in "$@"; do
         *) rm -f "$afm" ;;
       esac
     done
+    # The lazy-load databases of R's own packages, xz per object (lazyload-xz.R says why);
+    # not base, which every start reads.
+    pkgs=$(cd /opt/R/lib/R/library && for p in */; do [ "$p" = base/ ] || printf '%s ' "${p%/}"; done)
+    # shellcheck disable=SC2086 # a list of package names
+    R_DEFAULT_PACKAGES=base R_ENABLE_JIT=0 /opt/R/bin/Rscript --vanilla \
+      "$(dirname -- "$0")/lazyload-xz.R" /opt/R/lib/R/library $pkgs >&2
   fi
 done
