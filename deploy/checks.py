@@ -203,6 +203,8 @@ def policy_findings(template: Mapping[str, Any]) -> list[str]:
     """
     resources = template.get("Resources", {})
     parameters = set(template.get("Parameters", {}))
+    # The stage's other regions, which grants may name literally (deploy/regional.py).
+    regions = frozenset(template.get("Metadata", {}).get("RlayerRegions", []))
     findings: list[str] = []
     for name, resource in resources.items():
         if resource.get("Type") == "AWS::IAM::Role" and resource.get("Properties", {}).get(
@@ -225,13 +227,18 @@ def policy_findings(template: Mapping[str, Any]) -> list[str]:
                 if broad:
                     findings.append(f"{where}: Resource '*' for {', '.join(broad)}")
                 continue
-            problem = _resource_scope(value, resources, parameters)
+            problem = _resource_scope(value, resources, parameters, regions)
             if problem:
                 findings.append(f"{where}: {problem}")
     return findings
 
 
-def _resource_scope(value: Any, resources: Mapping[str, Any], parameters: set[str]) -> str | None:
+def _resource_scope(
+    value: Any,
+    resources: Mapping[str, Any],
+    parameters: set[str],
+    regions: frozenset[str] = frozenset(),
+) -> str | None:
     if isinstance(value, dict) and ("Ref" in value or "Fn::GetAtt" in value):
         missing = references(value) - set(resources)
         return f"{value!r} is not a resource of this stack" if missing else None
@@ -248,7 +255,7 @@ def _resource_scope(value: Any, resources: Mapping[str, Any], parameters: set[st
             parts = plain.split(":")
             if len(parts) < 6:
                 return f"{text!r} is not an ARN"
-            if parts[3] not in ("", "<Region>") or parts[4] not in ("", "<AccountId>"):
+            if parts[3] not in ("", "<Region>", *regions) or parts[4] not in ("", "<AccountId>"):
                 return f"{text!r}: region and account must be this stack's"
         owned = names & set(resources) or "AWS::StackName" in names or names & parameters
         if not owned and not any(p in text for p in RUN_TIME_NAMES):

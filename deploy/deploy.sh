@@ -85,5 +85,22 @@ aws cloudformation deploy \
   --tags "rlayer:stage=$STAGE" \
   --parameter-overrides "BuildSourceBucket=$DEPLOY_BUCKET" "BuildSourceKey=$source_key" $PARAMETERS
 
+# The stage's other regions (REGIONS in .chalice/config.json): a staging bucket each, in a
+# stack of its own there (CloudFormation is regional). Removing a region from the list
+# leaves its stack: delete it as "Removing it" in README.md says.
+others=$(python3 -m deploy.regional "$STAGE" "$region")
+if [ -n "$others" ]; then
+  artifact_bucket=$(aws cloudformation describe-stacks --stack-name "$STACK_NAME" \
+    --query "Stacks[0].Outputs[?OutputKey=='ArtifactBucketName'].OutputValue" --output text)
+  for other in $others; do
+    aws cloudformation deploy --region "$other" \
+      --template-file deploy/regional.yml \
+      --stack-name "$STACK_NAME-staging" \
+      --no-fail-on-empty-changeset \
+      --tags "rlayer:stage=$STAGE" \
+      --parameter-overrides "ArtifactBucketName=$artifact_bucket"
+  done
+fi
+
 aws cloudformation describe-stacks --stack-name "$STACK_NAME" \
   --query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output table

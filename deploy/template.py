@@ -29,6 +29,7 @@ import yaml
 
 from chalicelib.errors import ConfigurationError
 from chalicelib.pipeline import PLACEHOLDER_RE, TASK_FUNCTIONS
+from deploy import regional
 
 REPO = Path(__file__).resolve().parent.parent
 RESOURCES_FILE = REPO / "deploy" / "resources.yml"
@@ -296,6 +297,13 @@ def merge_template(
             ]
         }
     }
+
+    # The stage's regions (REGIONS): grants named region by region (deploy/regional.py);
+    # the stack's own among them is granted twice over, harmlessly.
+    listed = regional.stage_regions(stage)
+    if listed:
+        res[regional.POLICY] = regional.grants(listed, [regional.role(f) for f in traced])
+        tpl.setdefault("Metadata", {})[regional.METADATA_KEY] = listed
 
     policy = "Retain" if stage in RETAIN_STAGES else "Delete"
     for name in STATEFUL:
