@@ -92,6 +92,9 @@ def submit_build(
                     existing = store.get_build(existing_id)
                 except NotFoundError:
                     existing = None
+                if existing is not None and existing.status is BuildStatus.SUCCEEDED:
+                    # Proven where asked, for fewer principals: granted now, no rebuild.
+                    existing = distribution.share_proven(store, existing, regions, share)
                 if existing is not None and existing.status is not BuildStatus.FAILED:
                     if not distribution.covers(existing, regions, share):
                         if not existing.status.is_final:

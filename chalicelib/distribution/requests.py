@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from chalicelib.distribution.principals import MAX_REGIONS, PUBLIC, check_share
+from chalicelib.aws.store import Store
+from chalicelib.distribution.principals import MAX_REGIONS, MAX_SHARE, PUBLIC, check_share
+from chalicelib.distribution.sharing import share_layer
 from chalicelib.errors import ConfigurationError, RequestInvalidError
-from chalicelib.models import BuildRecord, BuildRequest
+from chalicelib.models import BuildRecord, BuildRequest, BuildStatus
+from chalicelib.observability import logger
 from chalicelib.settings import Settings
 
 
@@ -39,6 +42,29 @@ def resolve(request: BuildRequest, settings: Settings) -> tuple[list[str], list[
         raise RequestInvalidError("share: this stage does not share layers publicly", field="share")
     share = list(dict.fromkeys([*stage_share(settings), *request.share]))
     return regions, share
+
+
+def share_proven(
+    store: Store, record: BuildRecord, regions: list[str], share: list[str]
+) -> BuildRecord:
+    """A proven build in every region asked, shared with the principals it lacks (each
+    version in each region, as when it was proven); unchanged if it lacks a region."""
+    if not set(regions) <= set(record.regions or regions[:1]) or set(share) <= set(record.share):
+        return record
+    wanted = list(dict.fromkeys([*record.share, *share]))
+    if len(wanted) > 2 * MAX_SHARE:
+        raise RequestInvalidError(
+            f"share: build {record.build_id} is shared with {len(record.share)} principals; "
+            f"one build is shared with at most {2 * MAX_SHARE}",
+            field="share",
+        )
+    layers = [share_layer(la, wanted) for la in record.layers]
+    logger.info("shared a proven build", extra={"build": record.build_id, "share": wanted})
+    return store.update_build(
+        record.build_id,
+        {"share": wanted, "layers": [la.model_dump(mode="json") for la in layers]},
+        expect=BuildStatus.SUCCEEDED,
+    )
 
 
 def covers(record: BuildRecord, regions: list[str], share: list[str]) -> bool:

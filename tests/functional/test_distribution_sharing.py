@@ -105,6 +105,27 @@ def test_layers_are_shared_per_version_and_region_and_the_runtime_for_every_spec
         assert {s["Sid"] for s in statements(arn)} == {f"rlayer-{ACCOUNT}", f"rlayer-{ORG}"}
 
 
+def test_a_proven_build_is_shared_in_place_without_a_rebuild(pipeline: Pipeline) -> None:
+    first, _ = pipeline.run(["jsonlite"], share=[ACCOUNT])
+    executions = pipeline.sfn.list_executions(stateMachineArn=pipeline.state_machine_arn)
+    request = BuildRequest(r_version=HOST_R_VERSION, packages=["jsonlite"], share=[LATER])
+    record, created = submit_build(request, store=pipeline.store, settings=get_settings())
+    assert not created and record.build_id == first.build_id
+    assert record.share == [ACCOUNT, LATER]
+    for layer in record.layers:
+        assert layer.shared_with == [ACCOUNT, LATER]
+        for version in layer.regions.values():
+            assert {s["Sid"] for s in statements(version.arn)} == {
+                f"rlayer-{ACCOUNT}",
+                f"rlayer-{LATER}",
+            }
+    after = pipeline.sfn.list_executions(stateMachineArn=pipeline.state_machine_arn)
+    assert len(after["executions"]) == len(executions["executions"])  # nothing rebuilt
+    # Asking again changes nothing.
+    again, created = submit_build(request, store=pipeline.store, settings=get_settings())
+    assert not created and again.share == [ACCOUNT, LATER]
+
+
 def test_public_sharing_is_the_stage_s_choice(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
