@@ -114,12 +114,17 @@ def progress_view(
 
 def layer_lines(layer: LayerRef) -> list[str]:
     reused = "  (reused)" if layer.reused else ""
+    # Published in more regions: each region's ARN (the versions differ between regions).
+    others = [v.arn for r, v in sorted(layer.regions.items()) if v.arn != layer.arn]
+    shared = [f"    shared with {', '.join(layer.shared_with)}"] if layer.shared_with else []
     return [
         f"  {layer.kind:<9} {layer.name}  v{layer.version}  "
         f"{megabytes(layer.zipped_bytes)} zipped, {megabytes(layer.unzipped_bytes)} unzipped"
         f"{reused}",
         f"    {layer.arn}",
+        *(f"    {arn}" for arn in others),
         f"    sha256 {layer.sha256}",
+        *shared,
     ]
 
 

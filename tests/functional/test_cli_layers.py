@@ -114,3 +114,14 @@ def test_catalog_html_is_one_file_with_the_catalog_inside(
     embedded = json.loads(data.group(1))
     assert [e["build_id"] for e in embedded["layers"]] == [build.build_id]
     assert "<link" not in html and "src=" not in html  # nothing to fetch besides itself
+
+
+def test_status_shows_each_region_s_arn_and_who_may_use_them(
+    api: str, build: BuildRecord, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _ = run(capsys, "status", build.build_id, "--api", api)
+    assert status == 0
+    for layer in build.layers:
+        for version in layer.regions.values():
+            assert version.arn in out
+    assert out.count("shared with o-abcdef123456") == len(build.layers)
