@@ -19,12 +19,14 @@ from tests.functional.test_releases import FeedServer, feed_of
 from tests.functional.test_slack_api import SECRET, form, sign
 
 JSON = {"Content-Type": "application/json"}
-# One request per route that reaches the table. GET /openapi.json calls no AWS service.
+# One request per route that reaches the table. GET /openapi.json and the catalog page call
+# no AWS service.
 ROUTES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/builds"): {"body": {"r_version": "4.4.1", "packages": ["digest"]}},
     ("GET", "/builds"): {},
     ("GET", "/builds/{build_id}"): {"path": "/builds/20260101T000000-0a1b2c3d"},
     ("GET", "/layers"): {},
+    ("GET", "/layers/latest"): {"path": "/layers/latest?r_version=4.4&architecture=x86_64"},
     ("POST", "/subscriptions"): {"body": {"packages": ["digest"]}},
     ("GET", "/subscriptions"): {},
     ("GET", "/subscriptions/{subscription_id}"): {"path": "/subscriptions/sub-0a1b2c3d4e5f"},
@@ -33,7 +35,7 @@ ROUTES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/releases/check"): {},
     ("POST", "/slack/commands"): {"slack": "build 4.4.1 digest"},
 }
-NO_AWS = {("GET", "/openapi.json")}
+NO_AWS = {("GET", "/openapi.json"), ("GET", "/catalog")}  # the page reads the JSON routes
 
 
 @pytest.fixture
