@@ -32,22 +32,51 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _status_kib(pid: int, field: bytes) -> int | None:
-    """One "VmXxx:   123 kB" value of /proc/<pid>/status; None when the process is gone."""
+def _comm(pid: int) -> str:
     try:
-        fd = os.open(f"/proc/{pid}/status", os.O_RDONLY)
+        return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
-        return None
-    try:
-        text = os.read(fd, 8192)
-    except OSError:  # it exited between the open and the read (ESRCH)
-        return None
-    finally:
-        os.close(fd)
+        return ""
+
+
+def _field_kib(text: bytes, field: bytes) -> int:
+    """One "VmXxx:   123 kB" value of a /proc/<pid>/status text (0 for a zombie)."""
     start = text.find(field + b":")
     if start < 0:
         return 0  # a zombie has no memory lines
     return int(text[start + len(field) + 1 : text.index(b"\n", start)].split()[0])
+
+
+class _StatusFiles:
+    """/proc/<pid>/status of the processes watched, each kept open: a pread at offset 0
+    regenerates the file, so a look at memory after every event costs one system call,
+    not three. A descriptor stays bound to its process: a pid reused later reads ESRCH."""
+
+    def __init__(self) -> None:
+        self._fds: dict[int, int] = {}
+
+    def read(self, pid: int) -> bytes | None:
+        """The status text; None when the process is gone."""
+        fd = self._fds.get(pid)
+        if fd is None:
+            try:
+                fd = os.open(f"/proc/{pid}/status", os.O_RDONLY)
+            except OSError:
+                return None
+            self._fds[pid] = fd
+        try:
+            return os.pread(fd, 8192, 0)
+        except OSError:  # it exited (ESRCH)
+            self._fds.pop(pid, None)
+            os.close(fd)
+            return None
+
+    def keep_only(self, pids: Sequence[int]) -> None:
+        for pid in [p for p in self._fds if p not in pids]:
+            os.close(self._fds.pop(pid))
+
+    def close(self) -> None:
+        self.keep_only(())
 
 
 class RuntimeProcess:
@@ -67,6 +96,8 @@ class RuntimeProcess:
         self._written = 0  # bytes ever captured; marks are offsets in this count
         self._pending_line = b""
         self._tree: list[int] | None = None
+        self._status = _StatusFiles()
+        self._memory_lock = threading.Lock()  # invokes run side by side (max concurrency)
         self.proc = subprocess.Popen(
             list(argv),
             env=dict(env),
@@ -164,20 +195,26 @@ class RuntimeProcess:
                     os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
         self._reader.join(timeout=2)
+        with self._memory_lock:
+            self._status.close()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
 
     # -- memory --
     def _tree_kib(self, field: bytes) -> int:
-        # The tree (bwrap, its pid-1 reaper, R) is stable once the bootstrap has exec'd R:
-        # walk it again only when one of the known processes is gone or on request.
-        for fresh in (False, True):
-            if fresh or self._tree is None:
-                self._tree = _descendants(self.pid)
-            values = [_status_kib(pid, field) for pid in self._tree]
-            if None not in values:
-                return sum(v for v in values if v)
-        return sum(v for v in values if v)
+        # The tree (the bootstrap, become R, and its children) is stable once the bootstrap
+        # has exec'd R: walk it again only when one of the known processes is gone or on
+        # request. bwrap's own processes are this machine's sandbox, not the function's:
+        # Lambda's figures have no such thing, so they are left out.
+        with self._memory_lock:
+            for fresh in (False, True):
+                if fresh or self._tree is None:
+                    self._tree = [p for p in _descendants(self.pid) if _comm(p) != "bwrap"]
+                    self._status.keep_only(self._tree)
+                texts = [self._status.read(pid) for pid in self._tree]
+                if None not in texts:
+                    break
+        return sum(_field_kib(text, field) for text in texts if text is not None)
 
     def refresh_tree(self) -> None:
         """Forget the process tree (after init, when the bootstrap has become R)."""

@@ -138,7 +138,10 @@ json_reader <- local({
   # The value in a list, or NULL when the text is not for this reader (the caller then asks
   # jsonlite). Any error or warning on the way (invalid UTF-8, a ten-digit number past R's
   # integers, R's parser refusing what the checks let through) means the same.
-  read <- function(text) tryCatch({
+  # Warnings become errors on the spot (withCallingHandlers is ~3 us cheaper per event than
+  # a second tryCatch handler), and every error means "not for this reader".
+  no_warning <- function(w) stop(conditionMessage(w), call. = FALSE)
+  read <- function(text) tryCatch(withCallingHandlers({
     if (!validUTF8(text)) return(NULL)
     # Bytes: positions in characters would make every substring walk the text from its
     # start (quadratic in a text with any non-ASCII character).
@@ -160,7 +163,10 @@ json_reader <- local({
       masked <- text
     }
     if (!grepl(tokens_re, masked, perl = TRUE)) return(NULL)
-    floats <- gregexpr(float_re, masked, perl = TRUE)[[1L]]
+    # A digit before ".", "e" or "E" (strings are masked): the only way a float starts;
+    # without one the costlier search for floats is skipped.
+    floats <- -1L
+    if (grepl("[0-9][.eE]", masked)) floats <- gregexpr(float_re, masked, perl = TRUE)[[1L]]
     if (floats[[1L]] > 0L) {
       ends <- floats + attr(floats, "match.length")
       values <- exact_doubles(substring(masked, floats, ends - 1L))
@@ -170,7 +176,11 @@ json_reader <- local({
     }
     # Arrays of scalars call .v, other arrays `[`, objects `{` (the builders' own), keys are
     # argument names, integers R's integers (ten digits: L too; past R's range R warns).
-    code <- gsub("\\[(?=[^][{}]*+\\])", ".v(", masked, perl = TRUE)
+    code <- if (grepl("[", masked, fixed = TRUE)) {
+      gsub("\\[(?=[^][{}]*+\\])", ".v(", masked, perl = TRUE)
+    } else {
+      masked
+    }
     code <- gsub("([[{])", "`\\1`(", code, perl = TRUE)
     code <- chartr("]}:", "))=", code)
     code <- gsub("(?<![\\w.+-])(-?[0-9]{1,10})(?![\\w.+-])", "\\1L", code, perl = TRUE)
@@ -188,7 +198,7 @@ json_reader <- local({
     expr <- exprs[[1L]]
     if (is.call(expr) && !(as.character(expr[[1L]]) %in% top_calls)) return(NULL)
     list(eval(expr, builders))
-  }, error = function(e) NULL, warning = function(w) NULL)
+  }, warning = no_warning), error = function(e) NULL)
   read
 })
 
@@ -259,7 +269,7 @@ json_writer <- local({
       if (is.null(keys)) return(paste0("[", paste(items, collapse = ","), "]"))
       missing <- is.na(keys) | !nzchar(keys)
       keys[missing] <- as.character(which(missing))
-      keys <- make.unique(keys)
+      if (anyDuplicated(keys)) keys <- make.unique(keys)
       return(paste0("{", paste0(quote_strings(keys), ":", items, collapse = ","), "}"))
     }
     out <- switch(typeof(x),

@@ -153,7 +153,8 @@ local({
     hdrs <- as.vector(sub("^[ \t]+|[ \t]+$", "", substring(lines, sep + 1L), perl = TRUE),
                       "list")
     names(hdrs) <- tolower(substr(lines, 1L, sep - 1L))
-    rest <- buf[-seq_len(end + 3L)]
+    n_buf <- length(buf)
+    rest <- if (end + 4L <= n_buf) buf[(end + 4L):n_buf] else raw(0)
     len <- hdrs[["content-length"]]
     te <- hdrs[["transfer-encoding"]]
     if (!is.null(len)) {
@@ -173,26 +174,35 @@ local({
     list(status = status, headers = hdrs, body = body)
   }
 
-  exchange <- function(method, path, body, headers) {
-    if (is.null(conn)) connect()
+  request_bytes <- function(method, path, body, headers) {
     head <- paste0(
       method, " ", path, " HTTP/1.1\r\nHost: ", api, "\r\n",
       if (length(headers)) paste0(names(headers), ": ", headers, "\r\n", collapse = "") else "",
       if (method == "POST") paste0("Content-Length: ", length(body), "\r\n") else "",
       "\r\n"
     )
+    c(charToRaw(head), body)
+  }
+
+  # `request`: the whole request, as request_bytes() makes it.
+  exchange <- function(request) {
+    if (is.null(conn)) connect()
     # One write for head and body: a request written in pieces stalls on Nagle too.
-    writeBin(c(charToRaw(head), body), conn)
+    writeBin(request, conn)
     read_response()
   }
 
   http <- function(method, path, body = raw(0), headers = character()) {
     # A keep-alive connection the server has dropped fails on first use: reconnect once.
     # Nothing was processed by the server in that case, so repeating is safe.
-    result <- tryCatch(exchange(method, path, body, headers), error = function(e) e)
+    # GET next's request is always the same: made once (~10 us less per event).
+    request <- if (identical(path, next_path)) next_request else {
+      request_bytes(method, path, body, headers)
+    }
+    result <- tryCatch(exchange(request), error = function(e) e)
     if (inherits(result, "error")) {
       disconnect()
-      result <- tryCatch(exchange(method, path, body, headers), error = function(e) e)
+      result <- tryCatch(exchange(request), error = function(e) e)
     }
     if (inherits(result, "error")) {
       log_line("rlayer runtime: cannot reach the Runtime API at ", api, ": ",
@@ -206,6 +216,9 @@ local({
     }
     result
   }
+
+  next_path <- paste0(base_path, "/invocation/next")
+  next_request <- request_bytes("GET", next_path, raw(0), character())
 
   # ---- JSON ------------------------------------------------------------------------
   # to_json() and from_json(): base R, jsonlite's results; jsonlite itself is loaded only
@@ -510,7 +523,6 @@ local({
   }
 
   # ---- the loop ---------------------------------------------------------------------------
-  next_path <- paste0(base_path, "/invocation/next")
   # Set in workers (workers.R): told each event's request id as it starts, "" as it ends.
   on_event <- NULL
   serve <- function() repeat {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -374,6 +374,10 @@ class _Failing(RuntimeAPIServer):
 
     def dispatch(self, method: str, path: str, headers: object, body: bytes) -> Reply:
         return Reply.json(500, {"errorMessage": "container error", "errorType": "ServiceError"})
+
+    def dispatch_next(self, send: Callable[[Reply], None]) -> bool:
+        send(self.dispatch("GET", "/2018-06-01/runtime/invocation/next", {}, b""))
+        return True
 
 
 def test_a_500_from_the_runtime_api_ends_the_process(

@@ -107,6 +107,75 @@ def test_close_releases_a_waiting_next() -> None:
     assert got == [None]
 
 
+def _serve_next_in_thread(
+    broker: InvocationBroker, send: object
+) -> tuple[threading.Thread, list[object]]:
+    """A GET next waiting in its own thread, as the server's connection thread does."""
+    result: list[object] = []
+    thread = threading.Thread(
+        target=lambda: result.append((broker.serve_next(send), threading.get_ident())),  # type: ignore[arg-type]
+    )
+    thread.start()
+    for _ in range(500):  # until it waits
+        if broker._waiting:
+            break
+        time.sleep(0.01)
+    return thread, result
+
+
+def test_a_waiting_next_is_answered_by_the_submitting_thread() -> None:
+    broker = InvocationBroker()
+    sent: list[tuple[Invocation, int]] = []
+    thread, result = _serve_next_in_thread(
+        broker, lambda inv: sent.append((inv, threading.get_ident()))
+    )
+    inv = invocation()
+    broker.submit(inv)
+    thread.join(timeout=5)
+    # Written by the submitter (no hand-over to the waiting thread), delivered, and the
+    # waiting GET next then returns.
+    assert sent == [(inv, threading.get_ident())]
+    assert inv.delivered_at is not None and inv.deadline_ms is not None
+    assert result and result[0][0] is True
+    assert broker.post_response("req-1", b"{}").status == 202
+
+
+def test_a_queued_event_is_answered_by_the_next_that_finds_it() -> None:
+    broker = InvocationBroker()
+    inv = invocation()
+    broker.submit(inv)  # no GET next waits: it is queued
+    sent: list[Invocation] = []
+    assert broker.serve_next(sent.append) is True
+    assert sent == [inv] and inv.delivered_at is not None
+
+
+def test_an_event_whose_answer_cannot_be_written_waits_for_the_next_get() -> None:
+    broker = InvocationBroker()
+
+    def broken(inv: Invocation) -> None:
+        raise BrokenPipeError("the runtime hung up")
+
+    thread, result = _serve_next_in_thread(broker, broken)
+    inv = invocation()
+    broker.submit(inv)
+    thread.join(timeout=5)
+    assert result and result[0][0] is False  # that connection hangs up
+    assert inv.delivered_at is None and not inv.done.is_set()
+    # The runtime's next GET next gets it.
+    sent: list[Invocation] = []
+    assert broker.serve_next(sent.append) is True
+    assert sent == [inv]
+
+
+def test_close_hangs_up_a_waiting_serve_next() -> None:
+    broker = InvocationBroker()
+    thread, result = _serve_next_in_thread(broker, lambda inv: None)
+    broker.close()
+    thread.join(timeout=5)
+    assert result and result[0][0] is False
+    assert broker.serve_next(lambda inv: None) is False
+
+
 def test_response_completes_the_invocation() -> None:
     broker = InvocationBroker()
     inv = invocation()

@@ -141,13 +141,26 @@ def _error_type_of(body: bytes, header: str | None) -> str:
     return found if isinstance(found, str) and found else "Unhandled"
 
 
+Send = Callable[[Invocation], None]
+
+
+@dataclass
+class _Waiting:
+    """A GET next that waits for an event: how to answer it, and whether it was."""
+
+    send: Send
+    done: threading.Event = field(default_factory=threading.Event)
+    sent: bool = False
+
+
 class InvocationBroker:
-    """The Runtime API's state for one runtime process. Thread-safe; no I/O."""
+    """The Runtime API's state for one runtime process. Thread-safe; no I/O of its own."""
 
     def __init__(self, max_response_bytes: int = MAX_PAYLOAD_BYTES) -> None:
         self.max_response_bytes = max_response_bytes
         self._cond = threading.Condition()
         self._queue: deque[Invocation] = deque()
+        self._waiting: deque[_Waiting] = deque()
         self._active: dict[str, Invocation] = {}
         self._closed = False
         self.first_next_at: float | None = None  # monotonic: init ended (Init Duration)
@@ -155,12 +168,56 @@ class InvocationBroker:
         self.init_error_at: float | None = None
 
     def submit(self, invocation: Invocation) -> None:
+        """Queue the event, or hand it to a GET next that waits (see :meth:`serve_next`)."""
         with self._cond:
             if self.init_error is not None:
                 invocation.finish(*self.init_error)
                 return
-            self._queue.append(invocation)
-            self._cond.notify_all()
+            if not self._waiting:
+                self._queue.append(invocation)
+                self._cond.notify_all()
+                return
+            waiting = self._waiting.popleft()
+            self._activate(invocation)
+        try:
+            waiting.send(invocation)
+            waiting.sent = True
+        except (OSError, ValueError):  # ValueError: a file already closed
+            # The runtime's connection is gone: the event waits for its next GET next (a
+            # runtime that died is the invoke's watcher's to report).
+            with self._cond:
+                if self._active.pop(invocation.request_id, None) is invocation:
+                    invocation.delivered_at = invocation.deadline_ms = None
+                    self._queue.appendleft(invocation)
+                    self._cond.notify_all()
+        finally:
+            waiting.done.set()
+
+    def _activate(self, invocation: Invocation) -> None:
+        invocation.deliver()
+        self._active[invocation.request_id] = invocation
+
+    def serve_next(self, send: Send) -> bool:
+        """A GET next: ``send`` answers it with an event, in this thread if one is queued,
+        else in the thread that submits the next one (Lambda hands an event to a waiting
+        runtime at once; here that saves a thread switch, ~0.1 ms, per warm event).
+        Blocks until it was answered; False when the broker closed first."""
+        with self._cond:
+            if self.first_next_at is None:
+                self.first_next_at = time.monotonic()
+            if self._closed:
+                return False
+            invocation = self._queue.popleft() if self._queue else None
+            if invocation is not None:
+                self._activate(invocation)
+            else:
+                waiting = _Waiting(send)
+                self._waiting.append(waiting)
+        if invocation is not None:
+            send(invocation)
+            return True
+        waiting.done.wait()
+        return waiting.sent
 
     def next_invocation(self, timeout: float | None = None) -> Invocation | None:
         """Block until an event is queued (None when closed or after ``timeout``)."""
@@ -172,8 +229,7 @@ class InvocationBroker:
             if self._closed:
                 return None
             invocation = self._queue.popleft()
-            invocation.deliver()
-            self._active[invocation.request_id] = invocation
+            self._activate(invocation)
             return invocation
 
     def post_response(self, request_id: str, body: bytes) -> Reply:
@@ -246,6 +302,9 @@ class InvocationBroker:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+            for waiting in self._waiting:
+                waiting.done.set()  # unanswered: the server hangs up
+            self._waiting.clear()
 
 
 def _invalid_request_id(request_id: str) -> Reply:

@@ -28,6 +28,9 @@ class StreamReply:
 
 
 Dispatch = Callable[[str, str, Mapping[str, str], bytes], Reply | StreamReply | None]
+# GET /invocation/next: called with a function that writes a Reply on the runtime's
+# connection (from whichever thread has the event); False means hang up unanswered.
+NextDispatch = Callable[[Callable[[Reply], None]], bool]
 # A streamed request (Lambda-Runtime-Function-Response-Mode: streaming): its body is
 # handed over chunk by chunk as it arrives, not read whole first.
 StreamDispatch = Callable[[str, Mapping[str, str], "ChunkedBody"], Reply]
@@ -82,9 +85,11 @@ class _Server(ThreadingHTTPServer):
         host: str = "127.0.0.1",
         port: int = 0,
         stream_dispatch: StreamDispatch | None = None,
+        next_dispatch: NextDispatch | None = None,
     ) -> None:
         self.dispatch = dispatch
         self.stream_dispatch = stream_dispatch
+        self.next_dispatch = next_dispatch
         super().__init__((host, port), _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -100,6 +105,7 @@ class _Handler(BaseHTTPRequestHandler):
     # each keep-alive exchange would wait for the peer's delayed ACK (~40 ms).
     disable_nagle_algorithm = True
     server: _Server
+    _headers_buffer: list[bytes]
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the runtime's own log is what matters."""
@@ -121,6 +127,11 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _handle(self) -> None:
+        next_dispatch = self.server.next_dispatch
+        if next_dispatch is not None and runtime_route(self.command, self.path) == ("next", None):
+            if not next_dispatch(self._send_reply):
+                self.close_connection = True  # shutting down: hang up without an answer
+            return
         headers = {k.lower(): v for k, v in self.headers.items()}
         reply: Reply | StreamReply | None
         if self._is_stream(headers):
@@ -137,12 +148,19 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(reply, StreamReply):
             self._send_stream(reply)
             return
+        self._send_reply(reply)
+
+    def _send_reply(self, reply: Reply) -> None:
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(reply.body)))
-        self.end_headers()
-        self.wfile.write(reply.body)
+        # Head and body in one write (end_headers() then write() would be two): the runtime
+        # then finds the whole answer in its first read instead of waiting for a second.
+        # (_headers_buffer: where send_header() collects the head; flush_headers() writes it.)
+        pending: list[bytes] = self._headers_buffer
+        self._headers_buffer = []
+        self.wfile.write(b"".join(pending) + b"\r\n" + reply.body)
 
     def _send_stream(self, reply: StreamReply) -> None:
         self.send_response(reply.status)
@@ -172,8 +190,9 @@ class HTTPService:
         host: str = "127.0.0.1",
         port: int = 0,
         stream_dispatch: StreamDispatch | None = None,
+        next_dispatch: NextDispatch | None = None,
     ) -> None:
-        self._httpd = _Server(dispatch, host, port, stream_dispatch)
+        self._httpd = _Server(dispatch, host, port, stream_dispatch, next_dispatch)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -201,7 +220,9 @@ class RuntimeAPIServer(HTTPService):
 
     def __init__(self, broker: InvocationBroker | None = None) -> None:
         self.broker = broker or InvocationBroker()
-        super().__init__(self.dispatch, stream_dispatch=self.dispatch_stream)
+        super().__init__(
+            self.dispatch, stream_dispatch=self.dispatch_stream, next_dispatch=self.dispatch_next
+        )
 
     @property
     def address(self) -> str:
@@ -214,12 +235,7 @@ class RuntimeAPIServer(HTTPService):
         route = runtime_route(method, path)
         if route is None:
             return Reply.json(404, {"errorMessage": f"no route {method} {path}"})
-        action, request_id = route
-        if action == "next":
-            invocation = self.broker.next_invocation()
-            if invocation is None:
-                return None
-            return Reply(200, invocation.payload, invocation.headers())
+        action, request_id = route  # GET next never comes here: dispatch_next has it
         error_type = headers.get(ERROR_TYPE_HEADER.lower())
         if action == "init_error":
             return self.broker.post_init_error(body, error_type)
@@ -227,6 +243,12 @@ class RuntimeAPIServer(HTTPService):
         if action == "response":
             return self.broker.post_response(request_id, body)
         return self.broker.post_error(request_id, body, error_type)
+
+    def dispatch_next(self, send: Callable[[Reply], None]) -> bool:
+        """GET next, answered as soon as there is an event (InvocationBroker.serve_next)."""
+        return self.broker.serve_next(
+            lambda invocation: send(Reply(200, invocation.payload, invocation.headers()))
+        )
 
     def dispatch_stream(self, path: str, headers: Mapping[str, str], body: ChunkedBody) -> Reply:
         """A streamed response: its chunks reach the invocation as they arrive."""
