@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Chalice, Rate
+from chalice.app import Chalice, CloudWatchEvent, Rate
 
 from chalicelib.api import context
 from chalicelib.api.builds import builds
@@ -18,7 +18,8 @@ from chalicelib.builders.ec2_reaper import REAP_EVERY_MINUTES, reap
 from chalicelib.distribution.retention import EXPIRE_EVERY_HOURS, expire
 from chalicelib.observability import logger, publish_metrics, tracer
 from chalicelib.pipeline import HANDLERS
-from chalicelib.releases import run_release_check, schedule_rate_hours
+from chalicelib.releases import schedule_rate_hours
+from chalicelib.releases.runs import on_check_event
 
 app = Chalice(app_name="rlayer")
 app.register_blueprint(builds)
@@ -30,9 +31,9 @@ app.register_blueprint(catalog_routes)
 
 
 @app.schedule(Rate(schedule_rate_hours(), unit=Rate.HOURS), name="check_releases")
-def check_releases(event: Any) -> dict[str, Any]:
-    # A bad feed is logged and returned, never raised: the next run simply tries again.
-    return run_release_check(context.store(), context.settings()).model_dump(mode="json")
+def check_releases(event: CloudWatchEvent) -> dict[str, Any]:
+    # EventBridge's schedule, or a check POST /releases/check recorded (invoked as an event).
+    return on_check_event(event.to_dict(), context.store(), context.settings())
 
 
 @app.schedule(Rate(REAP_EVERY_MINUTES, unit=Rate.MINUTES), name="reap_build_instances")

@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     # The first check on an empty table: "current" marks every release in the feed as seen
     # (nothing rebuilt), "none" rebuilds every R >= 4.0.0, "X.Y.Z" marks releases up to it.
     releases_baseline: str = Field(default="current", pattern=r"^(current|none|\d+\.\d+\.\d+)$")
+    # The function POST /releases/check invokes asynchronously (the scheduled check's);
+    # empty: the name Chalice gives it in this stage (rlayer-<stage>-check_releases).
+    release_check_function: str = Field(default="", max_length=140)
+    # A check requested through the API still RUNNING after this long counts as FAILED (its
+    # function died), and the next request may start another.
+    release_check_deadline_s: int = Field(default=900, ge=1, le=86400)
 
     # Distribution. The regions layers are published to (comma-separated); empty: the
     # stack's own. A build always publishes in the stack's region too: its canary runs there.
@@ -122,6 +128,9 @@ class Settings(BaseSettings):
     ec2_cache_uri: str = ""
     # build-source.zip (buildspec/ and runtime/, as CodeBuild gets it): s3://bucket/key.
     ec2_build_source: str = ""
+
+    def release_check_function_name(self) -> str:
+        return self.release_check_function or f"rlayer-{self.stage}-check_releases"
 
     def allowed_backends(self) -> tuple[str, ...]:
         extra = (b for b in self.build_backends.split(",") if b and b != self.build_backend)

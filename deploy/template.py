@@ -61,6 +61,14 @@ FUNCTION_SIZING: dict[str, dict[str, Any]] = {
     "RunCanary": {"MemorySize": 256, "Timeout": 600},
 }
 
+# Functions the app invokes by name (POST /releases/check queues the release check in the
+# schedule's function): a fixed name built from the stack's, as RELEASE_CHECK_FUNCTION in
+# resources.yml and the grant in .chalice/policy-<stage>.json are (a !Ref would be a cycle
+# through the role every function shares).
+FUNCTION_NAMES: dict[str, dict[str, str]] = {
+    "CheckReleases": {"Fn::Sub": "${AWS::StackName}-check_releases"},
+}
+
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 DYNAMODB_TASK = "arn:aws:states:::dynamodb:"
 
@@ -279,9 +287,10 @@ def merge_template(
 
     # Powertools' Tracer is in every function; Chalice writes Tracing per function.
     for function_id in traced:
-        res[function_id] = {
-            "Properties": {"Tracing": "Active", **FUNCTION_SIZING.get(function_id, {})}
-        }
+        props = {"Tracing": "Active", **FUNCTION_SIZING.get(function_id, {})}
+        if function_id in FUNCTION_NAMES:
+            props["FunctionName"] = FUNCTION_NAMES[function_id]
+        res[function_id] = {"Properties": props}
 
     # API Gateway's stage throttling (Chalice's RestAPI, merged): what bounds the public
     # catalog routes of a stage that opens them.

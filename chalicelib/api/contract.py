@@ -26,8 +26,8 @@ from chalicelib.models import (
     ListQuery,
 )
 from chalicelib.pipeline.contracts import BUILD_ID_RE
-from chalicelib.releases.check import CheckResult
 from chalicelib.releases.records import ReleaseRecord, TriggeredBuild
+from chalicelib.releases.runs import CHECK_ID_RE, CheckRun, CheckState
 from chalicelib.slack.commands import SlashCommand
 from chalicelib.subscriptions import Subscription, SubscriptionRequest
 
@@ -52,6 +52,10 @@ class BuildPath(BaseModel):
 
 class SubscriptionPath(BaseModel):
     subscription_id: str = Field(pattern=SUBSCRIPTION_ID_PATTERN, max_length=16)
+
+
+class CheckPath(BaseModel):
+    check_id: str = Field(pattern=CHECK_ID_RE.pattern, max_length=16)
 
 
 class Page(BaseModel):
@@ -99,6 +103,21 @@ class ReleaseView(ReleaseRecord):
 class ReleaseList(BaseModel):
     releases: list[ReleaseView]
     next: str | None = None
+
+
+class CheckAccepted(BaseModel):
+    """A release check started by this request, or the one already running."""
+
+    check_id: str
+    state: CheckState
+    status_url: str
+    requested_at: str
+    # True when a check already running answered instead of a new one.
+    duplicate_of_request: bool = False
+
+
+class CheckRunView(CheckRun):
+    status_url: str
 
 
 class SlackReply(BaseModel):
@@ -255,7 +274,21 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(400,),
     ),
     Operation(
-        "POST", "/releases/check", "Run the release check now", 200, CheckResult, errors=(502,)
+        "POST",
+        "/releases/check",
+        "Start the release check now (202), or be answered by the one running",
+        202,
+        CheckAccepted,
+        errors=(409,),
+    ),
+    Operation(
+        "GET",
+        "/releases/checks/{check_id}",
+        "One requested release check: RUNNING, then SUCCEEDED with its result or FAILED",
+        200,
+        CheckRunView,
+        path_params=CheckPath,
+        errors=(400, 404),
     ),
     Operation(
         "POST",

@@ -1,13 +1,22 @@
-"""Routes: the R releases the scheduler has seen, and running its check at once (admin)."""
+"""Routes: the R releases the scheduler has seen, and starting its check at once (admin)."""
 
 from __future__ import annotations
 
 from chalice.app import Blueprint, IAMAuthorizer, Response
 
 from chalicelib.api import context
-from chalicelib.api.contract import ReleaseList, ReleasesQuery, ReleaseView, TriggeredBuildView
+from chalicelib.api.contract import (
+    CheckAccepted,
+    CheckPath,
+    CheckRunView,
+    ReleaseList,
+    ReleasesQuery,
+    ReleaseView,
+    TriggeredBuildView,
+)
 from chalicelib.api.responses import http_errors, json_response
-from chalicelib.releases import ReleaseRecord, check_releases, list_releases
+from chalicelib.releases import ReleaseRecord, list_releases
+from chalicelib.releases.runs import CheckRun, find_run, request_check
 
 releases = Blueprint(__name__)
 # IAM in AWS: POST /releases/check is for whoever the account's policies let call it.
@@ -32,8 +41,33 @@ def list_releases_route() -> Response:
     return json_response(ReleaseList(releases=[release_view(r, base) for r in records], next=token))
 
 
+def check_url(run: CheckRun, base: str) -> str:
+    return f"{base}/releases/checks/{run.check_id}"
+
+
 @releases.route("/releases/check", methods=["POST"], authorizer=iam)
 @http_errors
 def check_releases_route() -> Response:
-    # The scheduled check, now; an unusable feed is a 502 naming FeedError.
-    return json_response(check_releases(context.store(), context.settings()))
+    # The check runs in the scheduled check's function; its outcome is read at status_url.
+    request = releases.current_request
+    run, started = request_check(
+        context.store(), context.settings(), requested_by=context.caller(request)
+    )
+    url = check_url(run, context.base_url(request))
+    view = CheckAccepted(
+        check_id=run.check_id,
+        state=run.state,
+        status_url=url,
+        requested_at=run.requested_at,
+        duplicate_of_request=not started,
+    )
+    return json_response(view, 202, headers={"Location": url})
+
+
+@releases.route("/releases/checks/{check_id}", methods=["GET"], authorizer=iam)
+@http_errors
+def get_check_route(check_id: str) -> Response:
+    path = CheckPath.model_validate({"check_id": check_id})
+    run = find_run(context.store(), path.check_id)
+    base = context.base_url(releases.current_request)
+    return json_response(CheckRunView(**run.model_dump(), status_url=check_url(run, base)))

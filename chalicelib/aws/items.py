@@ -145,3 +145,7 @@ SLACK_REQUEST = ItemKind("SLACKREQ", listed=False)  # replay markers (ttl)
 CALLER = ItemKind("CALLER", listed=False)
 # architecture, R X.Y and package set -> its current build per patch release (the resolver).
 LATEST = ItemKind("LATEST", listed=False)
+# A release check run that POST /releases/check started (ttl), and the one item naming the
+# run that holds the check (so two requests never run two checks at once).
+RELEASE_CHECK = ItemKind("RELCHECK", listed=False)
+RELEASE_CHECK_LOCK = ItemKind("RELCHECKLOCK", listed=False)

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.aws.faults import error_code
 from chalicelib.aws.session import client
+from chalicelib.errors import InternalError
 from chalicelib.lambda_os import compatible_runtimes
 from chalicelib.settings import get_settings
 
@@ -257,3 +258,15 @@ def invoke(name: str, payload: bytes, *, qualifier: str | None, timeout_s: float
         log_tail=base64.b64decode(log).decode("utf-8", "replace") if log else "",
         executed_version=resp.get("ExecutedVersion"),
     )
+
+
+def invoke_async(name: str, payload: bytes) -> None:
+    """Queue one invocation (InvocationType Event); returns once Lambda has the event.
+
+    Lambda answers 202 and runs the function later, retrying it on its own if it fails;
+    an error here (no such function, throttled, refused) means nothing was queued.
+    """
+    resp = client("lambda").invoke(FunctionName=name, InvocationType="Event", Payload=payload)
+    status = resp.get("StatusCode")
+    if status != 202:
+        raise InternalError(f"Lambda answered an asynchronous invoke of {name} with {status}")

@@ -16,6 +16,11 @@ qualifier, body, headers, response_headers)``, returning the payload bytes) so t
   warm per function and configuration, like an execution environment;
 - anything else keeps moto's behaviour.
 
+An asynchronous invocation (``InvocationType=Event``) of a Python handler is answered at
+once (202) and the handler runs in a thread of its own, as Lambda queues the event and
+runs it later; :meth:`LambdaBridge.wait_idle` waits for those runs (uninstalling does too).
+Lambda's retries of a failed asynchronous run are not emulated.
+
 ``throttle(name, times)`` makes the next invocations of a function answer
 ``TooManyRequestsException`` (HTTP 429), which moto cannot do by itself: Step Functions
 then sees ``Lambda.TooManyRequestsException`` and its ``Retry`` runs, as in AWS.
@@ -33,6 +38,7 @@ import platform
 import shutil
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -107,6 +113,7 @@ class LambdaBridge:
         self._sessions: dict[tuple[str, str], tuple[tuple[Any, ...], Session]] = {}
         self._session_locks: dict[tuple[str, str], threading.Lock] = {}
         self._saved: dict[type[LambdaBackend], Any] = {}
+        self._background: list[threading.Thread] = []
         self.calls: list[Call] = []
 
     # -- installation -------------------------------------------------------------------
@@ -143,6 +150,7 @@ class LambdaBridge:
                 cls.invoke = original  # type: ignore[method-assign]
             self._saved.clear()
             LambdaBridge._active = None
+        self.wait_idle()
         self.close_sessions()
         if self._own_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
@@ -164,6 +172,17 @@ class LambdaBridge:
             self._sessions.clear()
         for session in sessions:
             session.close()
+
+    def wait_idle(self, timeout_s: float = 60.0) -> bool:
+        """Wait for the asynchronous runs started so far; False if one is still running."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            threads = list(self._background)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            self._background = [t for t in self._background if t.is_alive()]
+            return not self._background
 
     # -- faults -------------------------------------------------------------------------
     def throttle(self, function_name: str, times: int = 1) -> None:
@@ -195,6 +214,8 @@ class LambdaBridge:
             raise TooManyRequests(name)
         payload = body.encode() if isinstance(body, str) else bytes(body or b"")
         if name in self.handlers:
+            if headers.get("X-Amz-Invocation-Type") == "Event":
+                return self._run_later(fn, self.handlers[name], payload)
             return self._run_python(fn, self.handlers[name], payload, response_headers)
         if str(fn.run_time or "").startswith("provided"):
             return self._run_provided(backend, fn, qualifier, payload, response_headers)
@@ -219,6 +240,25 @@ class LambdaBridge:
             response_headers["x-amz-function-error"] = "Unhandled"
         self._finish(fn, "python", error_type, log, response_headers)
         return result
+
+    def _run_later(self, fn: Any, handler: TaskHandler, payload: bytes) -> bytes:
+        def run() -> None:
+            _, error_type, _ = run_python_handler(
+                handler,
+                payload,
+                function_name=fn.function_name,
+                version=str(fn.version),
+                arn=fn.function_arn,
+                memory_mb=int(fn.memory_size),
+                timeout_s=float(fn.timeout),
+            )
+            self.calls.append(Call(str(fn.function_name), "python-event", error_type))
+
+        thread = threading.Thread(target=run, name=f"event-{fn.function_name}", daemon=True)
+        with self._lock:
+            self._background.append(thread)
+        thread.start()
+        return b""  # Lambda's answer to an Event invocation: 202, no payload
 
     def _run_provided(
         self,

@@ -32,6 +32,9 @@ TRUST = {
 }
 # A build still running after this long is stopped (the ASL's poll limit).
 BUILD_TIMEOUT_S = 3 * 3600
+# Functions the app invokes itself besides the task functions: POST /releases/check
+# invokes the scheduled check's function asynchronously.
+INVOKED_FUNCTIONS = ("check_releases",)
 
 
 def function_name(name: str) -> str:
@@ -82,7 +85,7 @@ def create_role() -> str:
 
 
 def create_pipeline(settings: Settings, role_arn: str, *, poll_interval_s: int) -> str:
-    """The table, the bucket, the task functions and the state machine; its ARN."""
+    """The table, the bucket, the functions and the state machine; its ARN."""
     client("dynamodb").create_table(**table_definition(settings.table_name))
     client("s3").create_bucket(Bucket=settings.artifact_bucket)
     # The staging bucket of every other region (one small stack per region in AWS).
@@ -91,18 +94,9 @@ def create_pipeline(settings: Settings, role_arn: str, *, poll_interval_s: int) 
             Bucket=settings.staging_bucket(region),
             CreateBucketConfiguration={"LocationConstraint": region},
         )
-    arns = {
-        name: client("lambda").create_function(
-            FunctionName=function_name(name),
-            Runtime="python3.12",
-            Role=role_arn,
-            Handler=f"app.{name}",
-            Code={"ZipFile": _placeholder_zip()},
-            Timeout=900,
-            MemorySize=512,
-        )["FunctionArn"]
-        for name in TASK_FUNCTIONS.values()
-    }
+    arns = {name: _create_function(name, role_arn) for name in TASK_FUNCTIONS.values()}
+    for name in INVOKED_FUNCTIONS:
+        _create_function(name, role_arn)
     definition = asl.render(
         asl.substitutions(
             arns,
@@ -115,6 +109,20 @@ def create_pipeline(settings: Settings, role_arn: str, *, poll_interval_s: int) 
         client("stepfunctions").create_state_machine(
             name=STATE_MACHINE, definition=definition, roleArn=role_arn
         )["stateMachineArn"]
+    )
+
+
+def _create_function(name: str, role_arn: str) -> str:
+    return str(
+        client("lambda").create_function(
+            FunctionName=function_name(name),
+            Runtime="python3.12",
+            Role=role_arn,
+            Handler=f"app.{name}",
+            Code={"ZipFile": _placeholder_zip()},
+            Timeout=900,
+            MemorySize=512,
+        )["FunctionArn"]
     )
 
 

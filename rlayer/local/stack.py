@@ -6,7 +6,8 @@
 2. the resources the deployment template creates in AWS: the table, the artifact bucket,
    an IAM role, the task functions and the state machine from ``state_machine.asl.json``
    (its placeholders filled for this stack);
-3. the Lambda bridge, so moto's Lambda runs the task functions in-process and the canary
+3. the Lambda bridge, so moto's Lambda runs the task functions in-process (and the release
+   check ``POST /releases/check`` invokes asynchronously, in a thread) and the canary
    (``provided.al2023``) through its layers' ``bootstrap`` in a sandbox;
 4. the Chalice app on 127.0.0.1 (``chalice.local``), and its schedules on their rate.
 
@@ -241,7 +242,8 @@ class LocalStack:
     def _install_bridge(self, app: Chalice) -> None:
         # The task functions run as Lambda runs them: Chalice's handler (with its
         # middleware), called with (event, context).
-        handlers = {function_name(n): app.handler_map[n] for n in TASK_FUNCTIONS.values()}
+        names = (*TASK_FUNCTIONS.values(), *moto_resources.INVOKED_FUNCTIONS)
+        handlers = {function_name(n): app.handler_map[n] for n in names}
         # Layers and code unzipped for the canary's sandboxes live under the data directory.
         self._bridge = LambdaBridge(handlers, work_dir=self._data_dir / "lambda").install()
         # The ec2 backend's instances boot here, their disks under the data directory.

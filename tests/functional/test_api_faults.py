@@ -33,6 +33,7 @@ ROUTES: dict[tuple[str, str], dict[str, Any]] = {
     ("DELETE", "/subscriptions/{subscription_id}"): {"path": "/subscriptions/sub-0a1b2c3d4e5f"},
     ("GET", "/releases"): {},
     ("POST", "/releases/check"): {},
+    ("GET", "/releases/checks/{check_id}"): {"path": "/releases/checks/chk-0a1b2c3d4e5f"},
     ("POST", "/slack/commands"): {"slack": "build 4.4.1 digest"},
 }
 NO_AWS = {("GET", "/openapi.json"), ("GET", "/catalog")}  # the page reads the JSON routes

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import re
+import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,6 +110,33 @@ def test_throttling_answers_429_the_given_number_of_times(lam: Any) -> None:
             assert caught.value.response["Error"]["Code"] == "TooManyRequestsException"
             assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
         assert _invoke(lam, "busy", {})[0] == "ok"
+
+
+def test_an_event_invocation_is_answered_at_once_and_runs_in_the_background(lam: Any) -> None:
+    _python_function(lam, "later")
+    started, release = threading.Event(), threading.Event()
+    seen: list[Any] = []
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        started.set()
+        release.wait(10)
+        seen.append(event)
+        if event.get("fail"):
+            raise ValueError("no")
+
+    with LambdaBridge({"later": handler}) as bridge:
+        resp = lam.invoke(FunctionName="later", InvocationType="Event", Payload=b'{"n": 1}')
+        assert resp["StatusCode"] == 202 and resp["Payload"].read() == b""
+        assert started.wait(10) and seen == []  # answered while the handler still runs
+        release.set()
+        assert bridge.wait_idle(10)
+        assert seen == [{"n": 1}]
+        lam.invoke(FunctionName="later", InvocationType="Event", Payload=b'{"fail": true}')
+    # Uninstalling waited for it; a failure is only recorded, as Lambda only logs it.
+    assert [(c.kind, c.error_type) for c in bridge.calls] == [
+        ("python-event", None),
+        ("python-event", "ValueError"),
+    ]
 
 
 def test_uninstalling_puts_moto_back_and_one_bridge_at_a_time(lam: Any) -> None:

@@ -8,9 +8,12 @@ real ASL, the Lambda bridge, the local build backend, the Catch path and the rec
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import tarfile
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +27,10 @@ from chalicelib.models import BuildRequest, BuildStatus
 from chalicelib.pipeline import TASK_FUNCTIONS
 from rlayer.client import ApiClient
 from rlayer.client.progress import follow
-from rlayer.local.moto_resources import function_name
+from rlayer.local.moto_resources import INVOKED_FUNCTIONS, function_name
 from rlayer.local.stack import LocalStack, StackOptions
+
+FEED = [{"version": "4.4.1", "date": "2024-06-14T08:00:00Z", "nickname": "Race for Your Life"}]
 
 
 def fake_r_source(path: Path, version: str) -> Path:
@@ -41,6 +46,8 @@ def fake_r_source(path: Path, version: str) -> Path:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[LocalStack]:
     source = fake_r_source(tmp_path / "R-fake.tar.gz", "4.0.0")
+    feed = tmp_path / "r-versions.json"
+    feed.write_text(json.dumps(FEED))
     log = (tmp_path / "stack.log").open("w")
     stack = LocalStack(
         StackOptions(
@@ -49,7 +56,7 @@ def stack(tmp_path: Path) -> Iterator[LocalStack]:
             run_schedules=False,
             log_stream=log,
             poll_interval_s=1,
-            env={"R_SOURCE": str(source)},
+            env={"R_SOURCE": str(source), "R_RELEASES_URL": feed.as_uri()},
         )
     )
     try:
@@ -92,7 +99,8 @@ def test_the_stack_creates_what_the_deployment_does(stack: LocalStack) -> None:
     # The task functions as `chalice package` names them for the template.
     tasks, _all = template.chalice_functions(stack_app())
     names = {f["FunctionName"] for f in client("lambda").list_functions()["Functions"]}
-    assert names == {function_name(n) for n in tasks.values()}
+    invoked = {function_name(n) for n in INVOKED_FUNCTIONS}
+    assert names == {function_name(n) for n in tasks.values()} | invoked
     assert set(tasks.values()) == set(TASK_FUNCTIONS.values())
     machine = client("stepfunctions").describe_state_machine(
         stateMachineArn=settings.state_machine_arn
@@ -112,6 +120,28 @@ def test_a_failing_build_runs_the_whole_machine_to_a_failed_record(stack: LocalS
     assert record.log_url and record.log_url.startswith("file://")
     execution = client("stepfunctions").describe_execution(executionArn=record.execution_arn)
     assert execution["status"] == "FAILED"
+
+
+def test_a_release_check_request_runs_in_the_check_function(stack: LocalStack) -> None:
+    # The API answers at once; moto's Lambda (the bridge) runs the check in the background.
+    post = urllib.request.Request(
+        f"{stack.api_url}/releases/check",
+        data=b"",
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(post, timeout=30) as resp:
+        assert resp.status == 202
+        accepted = json.loads(resp.read())
+    deadline = time.monotonic() + 60
+    while True:
+        with urllib.request.urlopen(accepted["status_url"], timeout=30) as resp:
+            run = json.loads(resp.read())
+        if run["state"] != "RUNNING" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert run["state"] == "SUCCEEDED", run
+    assert run["result"]["baseline"] == ["4.4.1"]
 
 
 def test_one_data_directory_serves_one_stack(stack: LocalStack) -> None:

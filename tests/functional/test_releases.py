@@ -7,10 +7,13 @@ EventBridge does it, and overlapping runs race in threads.
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import socket
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,9 +27,12 @@ from chalice.test import Client
 from chalicelib.aws.store import Store
 from chalicelib.models import BuildStatus
 from chalicelib.releases import CheckResult, run_release_check
+from chalicelib.releases.runs import request_check
 from chalicelib.settings import get_settings, reset_settings
 from chalicelib.subscriptions import SubscriptionRequest, create_subscription
-from tests.functional.conftest import OneCallAtATime
+from rlayer.local.lambda_bridge import LambdaBridge
+from tests.faults import aws_fault
+from tests.functional.conftest import OneCallAtATime, atomic_store
 
 TIMEOUT_S = 0.5
 # Releases before 4.0.0, in the feed as in the real one, never matter.
@@ -530,23 +536,274 @@ def test_overlapping_runs_start_each_spec_once_and_record_the_round_once(
         assert len(executions(aws["state_machine_arn"])) == distinct_specs * (round_ + 1)
 
 
-def test_post_releases_check_runs_the_check_now(
-    client: Client, feed: FeedServer, store: Store, aws: dict[str, Any]
+class CheckFunction:
+    """The scheduled check's function in moto, run by the Lambda bridge: POST
+    /releases/check invokes it asynchronously, as in AWS. ``hold`` keeps its runs waiting
+    (a check in progress) until ``let_go``."""
+
+    def __init__(self, bridge: LambdaBridge, gate: threading.Event) -> None:
+        self.bridge = bridge
+        self.gate = gate
+
+    def hold(self) -> None:
+        self.gate.clear()
+
+    def let_go(self) -> None:
+        self.gate.set()
+
+    def settle(self) -> None:
+        self.let_go()
+        assert self.bridge.wait_idle(30), "the check function is still running"
+
+
+@pytest.fixture
+def check_function(client: Client, aws: dict[str, Any]) -> Iterator[CheckFunction]:
+    from app import app
+
+    iam = boto3.client("iam", region_name="us-east-1")
+    role = iam.create_role(RoleName="check", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    name = get_settings().release_check_function_name()
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as zf:
+        zf.writestr("app.py", "# run by the bridge\n")
+    boto3.client("lambda", region_name="us-east-1").create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.check_releases",
+        Code={"ZipFile": code.getvalue()},
+        Timeout=60,
+    )
+    handler = app.handler_map["check_releases"]
+    gate = threading.Event()
+    gate.set()
+
+    def held(event: Any, context: Any) -> Any:
+        assert gate.wait(30), "held too long"
+        return handler(event, context)
+
+    with LambdaBridge({name: held}) as bridge:
+        function = CheckFunction(bridge, gate)
+        try:
+            yield function
+        finally:
+            function.settle()
+
+
+def post_check(client: Client) -> dict[str, Any]:
+    resp = client.http.post("/releases/check")
+    assert resp.status_code == 202, resp.body
+    body: dict[str, Any] = json.loads(resp.body)
+    assert resp.headers["Location"] == body["status_url"]
+    return body
+
+
+def check_run(client: Client, check_id: str) -> dict[str, Any]:
+    resp = client.http.get(f"/releases/checks/{check_id}")
+    assert resp.status_code == 200, resp.body
+    body: dict[str, Any] = json.loads(resp.body)
+    assert body["check_id"] == check_id
+    assert body["status_url"].endswith(f"/releases/checks/{check_id}")
+    return body
+
+
+def check_items(store: Store) -> list[dict[str, Any]]:
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    items = ddb.scan(TableName=store.table_name)["Items"]
+    return [i for i in items if i["pk"]["S"].startswith("RELCHECK")]
+
+
+def test_post_releases_check_answers_202_and_the_check_runs_in_its_function(
+    client: Client,
+    feed: FeedServer,
+    store: Store,
+    aws: dict[str, Any],
+    check_function: CheckFunction,
 ) -> None:
     subscribe(store, [], ["arm64"])
     feed.serve(feed_of("4.4.0"))
-    resp = client.http.post("/releases/check")
-    assert resp.status_code == 200
-    assert json.loads(resp.body)["baseline"] == ["4.4.0"]
-    feed.serve(feed_of("4.4.0", "4.4.1"))
-    body = json.loads(client.http.post("/releases/check").body)
-    assert [r["version"] for r in body["releases"]] == ["4.4.1"]
-    assert len(executions(aws["state_machine_arn"])) == 1
+    check_function.hold()
+    accepted = post_check(client)
+    assert re.fullmatch(r"chk-[0-9a-f]{12}", accepted["check_id"])
+    assert accepted["state"] == "RUNNING" and accepted["duplicate_of_request"] is False
+    # Answered before the check ran: nothing is recorded yet.
+    assert check_run(client, accepted["check_id"])["state"] == "RUNNING"
+    assert release_items(store) == {}
+    check_function.settle()
 
+    first = check_run(client, accepted["check_id"])
+    assert first["state"] == "SUCCEEDED" and first["error"] is None
+    assert first["finished_at"] >= first["requested_at"]
+    result = CheckResult.model_validate(first["result"])
+    assert result.ok and result.baseline == ["4.4.0"] and result.releases == []
+
+    # The next release: the result the synchronous answer used to carry, now recorded.
+    feed.serve(feed_of("4.4.0", "4.4.1"))
+    second = post_check(client)
+    assert second["check_id"] != accepted["check_id"]
+    check_function.settle()
+    result = CheckResult.model_validate(check_run(client, second["check_id"])["result"])
+    assert [(r.version, r.outcome) for r in result.releases] == [("4.4.1", "recorded")]
+    [build] = result.releases[0].builds
+    assert [r["name"] for r in executions(aws["state_machine_arn"])] == [build.build_id]
+    assert store.get_build(build.build_id).source == "schedule"
+    # The schedule's own path is untouched: it finds nothing new now.
+    assert scheduled(client)["releases"] == []
+
+
+def test_a_failing_check_ends_failed_with_the_reason_and_frees_the_next(
+    client: Client, feed: FeedServer, store: Store, check_function: CheckFunction
+) -> None:
     feed.serve(b"<html>maintenance</html>", content_type="text/html")
+    failed = post_check(client)
+    check_function.settle()
+    run = check_run(client, failed["check_id"])
+    assert run["state"] == "FAILED" and run["result"] is None
+    assert run["error_type"] == "FeedError" and "not a JSON release list" in run["error"]
+    assert release_items(store) == {}
+
+    feed.serve(feed_of("4.4.0"))
+    again = post_check(client)
+    assert again["check_id"] != failed["check_id"] and not again["duplicate_of_request"]
+    check_function.settle()
+    assert check_run(client, again["check_id"])["state"] == "SUCCEEDED"
+
+
+def test_an_aws_failure_inside_the_check_ends_failed_and_names_only_its_class(
+    client: Client, feed: FeedServer, store: Store, check_function: CheckFunction
+) -> None:
+    feed.serve(feed_of("4.4.0"))
+    check_function.hold()
+    accepted = post_check(client)
+    # The check reads the releases seen with a Query; the run's own writes still work.
+    with aws_fault("dynamodb", "AccessDeniedException", 400, operation="Query") as injected:
+        check_function.settle()
+    assert injected.calls
+    run = check_run(client, accepted["check_id"])
+    assert run["state"] == "FAILED" and run["error_type"] == "InternalError"
+    assert "AccessDenied" not in run["error"]
+    assert post_check(client)["check_id"] != accepted["check_id"]
+
+
+def test_a_post_while_a_check_runs_is_answered_with_that_check(
+    client: Client, feed: FeedServer, store: Store, check_function: CheckFunction
+) -> None:
+    feed.serve(feed_of("4.4.0"))
+    check_function.hold()
+    running = post_check(client)
+    again = post_check(client)
+    assert again["check_id"] == running["check_id"]
+    assert again["duplicate_of_request"] is True and again["state"] == "RUNNING"
+    check_function.settle()
+    assert len(check_function.bridge.calls) == 1  # one check ran
+    assert check_run(client, running["check_id"])["state"] == "SUCCEEDED"
+    assert post_check(client)["check_id"] != running["check_id"]
+
+
+def test_racing_requests_start_one_check(
+    feed: FeedServer, store: Store, check_function: CheckFunction
+) -> None:
+    feed.serve(feed_of("4.4.0"))
+    check_function.hold()
+
+    def one(_: int) -> tuple[str, bool]:
+        run, started = request_check(
+            atomic_store(store.table_name), get_settings(), requested_by="test"
+        )
+        return run.check_id, started
+
+    with ThreadPoolExecutor(max_workers=RACERS) as pool:
+        answers = list(pool.map(one, range(RACERS)))
+    assert len({check_id for check_id, _ in answers}) == 1
+    assert sorted(started for _, started in answers) == [False] * (RACERS - 1) + [True]
+    check_function.settle()
+    assert len(check_function.bridge.calls) == 1
+    assert len([i for i in check_items(store) if "chk-" in i["pk"]["S"]]) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "error"),
+    [
+        (("TooManyRequestsException", 429), 503, "TransientError"),
+        (("AccessDeniedException", 403), 500, "InternalError"),
+    ],
+    ids=["throttled", "denied"],
+)
+def test_an_invoke_that_cannot_be_queued_leaves_a_failed_record_and_no_lock(
+    client: Client,
+    feed: FeedServer,
+    store: Store,
+    check_function: CheckFunction,
+    fault: tuple[str, int],
+    status: int,
+    error: str,
+) -> None:
+    feed.serve(feed_of("4.4.0"))
+    with aws_fault("lambda", *fault, operation="Invoke") as injected:
+        resp = client.http.post("/releases/check")
+    assert injected.calls == ["Invoke"]
+    assert resp.status_code == status and json.loads(resp.body)["error"] == error
+    # The run says why it never started, and nothing holds the check.
+    [item] = check_items(store)
+    run = check_run(client, item["check_id"]["S"])
+    assert run["state"] == "FAILED" and run["error_type"] == error
+    assert run["error"].startswith("the check function could not be invoked")
+    assert check_function.bridge.calls == []
+    # Nothing holds the check: the next request starts one.
+    accepted = post_check(client)
+    check_function.settle()
+    assert check_run(client, accepted["check_id"])["state"] == "SUCCEEDED"
+
+
+def test_without_the_function_the_request_fails_and_nothing_stays_running(
+    client: Client, feed: FeedServer, store: Store
+) -> None:
+    feed.serve(feed_of("4.4.0"))
     resp = client.http.post("/releases/check")
-    assert resp.status_code == 502
-    assert json.loads(resp.body)["error"] == "FeedError"
+    assert resp.status_code == 500 and json.loads(resp.body)["error"] == "InternalError"
+    [item] = check_items(store)
+    assert item["state"]["S"] == "FAILED" and item["error_type"]["S"] == "InternalError"
+    # The cause (no such function) is in the log only: the record is read over HTTP.
+    assert item["error"]["S"] == (
+        "the check function could not be invoked: InternalError on our side; the log has the cause"
+    )
+
+
+def test_a_check_that_never_ran_fails_at_its_deadline_and_a_late_run_does_nothing(
+    client: Client,
+    feed: FeedServer,
+    store: Store,
+    check_function: CheckFunction,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    feed.serve(feed_of("4.4.0"))
+    monkeypatch.setenv("RELEASE_CHECK_DEADLINE_S", "1")
+    reset_settings()
+    check_function.hold()
+    lost = post_check(client)
+    time.sleep(1.2)
+    run = check_run(client, lost["check_id"])
+    assert run["state"] == "FAILED" and run["error_type"] == "CheckTimedOut"
+    assert "deadline" in run["error"]
+
+    monkeypatch.setenv("RELEASE_CHECK_DEADLINE_S", "60")
+    reset_settings()
+    # The lock the lost run held is taken over.
+    fresh = post_check(client)
+    assert fresh["check_id"] != lost["check_id"] and not fresh["duplicate_of_request"]
+    check_function.settle()
+    # The late event of the lost run found it over and did nothing; the fresh one ran.
+    assert check_run(client, lost["check_id"])["state"] == "FAILED"
+    fresh_run = check_run(client, fresh["check_id"])
+    assert fresh_run["state"] == "SUCCEEDED"
+    assert fresh_run["result"]["baseline"] == ["4.4.0"]
+
+
+def test_an_unknown_or_malformed_check_id(client: Client, store: Store) -> None:
+    missing = client.http.get("/releases/checks/chk-000000000000")
+    assert missing.status_code == 404 and json.loads(missing.body)["field"] == "check_id"
+    bad = client.http.get("/releases/checks/not-a-check")
+    assert bad.status_code == 400 and json.loads(bad.body)["field"] == "check_id"
 
 
 def test_get_releases_paginates_newest_first(

@@ -269,6 +269,19 @@ def test_canary_names_match_what_the_roles_allow() -> None:
         assert create["Resource"]["Fn::Sub"].endswith(":function:" + prefix["Fn::Sub"] + "*")
 
 
+def test_the_release_check_function_is_named_as_the_api_invokes_it() -> None:
+    # POST /releases/check invokes it by the name in RELEASE_CHECK_FUNCTION.
+    tpl = template.merge_template("dev", ASL, FUNCTIONS, [*TRACED, "CheckReleases"])
+    env = tpl["Globals"]["Function"]["Environment"]["Variables"]
+    name = tpl["Resources"]["CheckReleases"]["Properties"]["FunctionName"]
+    assert env["RELEASE_CHECK_FUNCTION"] == name == {"Fn::Sub": "${AWS::StackName}-check_releases"}
+    for path in POLICY_FILES:
+        invoke = next(
+            s for s in load_policy(path)["Statement"] if s["Action"] == ["lambda:InvokeFunction"]
+        )
+        assert invoke["Resource"]["Fn::Sub"].endswith(":function:" + name["Fn::Sub"])
+
+
 # -- cycles --------------------------------------------------------------------------------
 def test_the_merged_stack_has_no_dependency_cycle() -> None:
     policy = load_policy(REPO / ".chalice" / "policy-dev.json")
