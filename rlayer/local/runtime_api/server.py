@@ -6,6 +6,8 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
+from http.client import HTTPMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
 from typing import Any
@@ -98,6 +100,11 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+# http.client's limits for a header line and the number of headers.
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+
+
 class _Handler(BaseHTTPRequestHandler):
     # Keep-alive, as the runtime keeps one connection for all its calls.
     protocol_version = "HTTP/1.1"
@@ -106,9 +113,47 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
     _headers_buffer: list[bytes]
+    raw_requestline: bytes  # set by handle_one_request before parse_request
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the runtime's own log is what matters."""
+
+    def parse_request(self) -> bool:
+        """The request line and headers, as BaseHTTPRequestHandler.parse_request reads them
+        but without its trip through the email package: ~80 us of CPU a request, two
+        requests an event (hand-written for that; HTTP/1.0 and 1.1 are all a Runtime API
+        client speaks). Bad requests get the same 400 and 431 answers."""
+        self.request_version = self.default_request_version
+        self.close_connection = True
+        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = self.requestline.split()
+        if len(words) != 3 or words[2] not in ("HTTP/1.0", "HTTP/1.1"):
+            self.send_error(HTTPStatus.BAD_REQUEST, f"Bad request {self.requestline!r}")
+            return False
+        self.command, self.path, self.request_version = words
+        headers = HTTPMessage()
+        while True:
+            line = self.rfile.readline(_MAX_LINE + 1)
+            if len(line) > _MAX_LINE or len(headers) >= _MAX_HEADERS:
+                self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+                return False
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, colon, value = line.decode("iso-8859-1").partition(":")
+            if not colon or not name.strip():
+                self.send_error(HTTPStatus.BAD_REQUEST, f"Bad header line {line!r}")
+                return False
+            headers[name.strip()] = value.strip()
+        self.headers = headers
+        connection = headers.get("Connection", "").lower()
+        if self.request_version == "HTTP/1.1":
+            self.close_connection = connection == "close"
+            # curl sends this before a body over 1 KB and waits for it (the wiki's loop).
+            if headers.get("Expect", "").lower() == "100-continue":
+                return self.handle_expect_100()
+        else:
+            self.close_connection = connection != "keep-alive"
+        return True
 
     def _read_body(self) -> bytes:
         length = self.headers.get("Content-Length")
