@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -253,3 +254,50 @@ def test_a_streamed_response_is_delivered_chunk_by_chunk_with_trailers(
     # The connection stays usable for the next /next.
     api.broker.submit(Invocation(request_id="s2", payload=b"{}", function_arn="a", timeout_s=3))
     assert call(conn, "GET", NEXT)[0] == 200
+
+
+def _raw(server: RuntimeAPIServer, request: bytes) -> bytes:
+    """Send bytes as they are and read the answer until the server hangs up."""
+    host, port = server.address.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+            if b"\r\n\r\n" in answer and b"202 Accepted" in answer:
+                break
+        return answer
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", b"400"),
+        (b"GET /x HTTP/2.0\r\n\r\n", b"400"),
+        (b"GET /x HTTP/1.1\r\nno colon here\r\n\r\n", b"400"),
+        (b"GET /x HTTP/1.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", b"431"),
+        (b"GET /x HTTP/1.1\r\n" + b"X-N: 1\r\n" * 101 + b"\r\n", b"431"),
+    ],
+)
+def test_malformed_requests_are_refused(
+    api: RuntimeAPIServer, request_bytes: bytes, status: bytes
+) -> None:
+    assert _raw(api, request_bytes).split(b"\r\n", 1)[0].split(b" ")[1] == status
+
+
+def test_a_body_sent_after_100_continue_is_read(api: RuntimeAPIServer) -> None:
+    # curl asks before a body over 1 KB and sends it only after "100 Continue".
+    inv = submit(api, "req-c")
+    conn = client(api)
+    assert call(conn, "GET", NEXT)[0] == 200
+    host, port = api.address.split(":")
+    body = b'"' + b"x" * 500 + b'"'  # (this server's limit is 1000 bytes)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /2018-06-01/runtime/invocation/req-c/response HTTP/1.1\r\n"
+            b"Host: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        assert sock.recv(100).startswith(b"HTTP/1.1 100")
+        sock.sendall(body)
+        assert b" 202 " in sock.recv(65536).split(b"\r\n", 1)[0]
+    assert inv.done.wait(5) and inv.response == body

@@ -128,6 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
         words = self.requestline.split()
         if len(words) != 3 or words[2] not in ("HTTP/1.0", "HTTP/1.1"):
+            self.request_version = "HTTP/1.0"  # a status line (0.9's answers have none)
             self.send_error(HTTPStatus.BAD_REQUEST, f"Bad request {self.requestline!r}")
             return False
         self.command, self.path, self.request_version = words
