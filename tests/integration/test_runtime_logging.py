@@ -47,12 +47,19 @@ RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 def json_lines(result: InvokeResult) -> list[dict[str, Any]]:
-    """The log tail's JSON lines (the START/END/REPORT lines are the platform's text)."""
+    """The log tail's JSON lines from the runtime and the handler (not the platform's)."""
     lines = []
     for line in result.log_tail.splitlines():
         if line.startswith("{"):
-            lines.append(json.loads(line))
+            doc = json.loads(line)
+            if not str(doc.get("type", "")).startswith("platform."):
+                lines.append(doc)
     return lines
+
+
+def platform_records(result: InvokeResult) -> list[dict[str, Any]]:
+    docs = (json.loads(line) for line in result.log_tail.splitlines() if line.startswith("{"))
+    return [doc for doc in docs if str(doc.get("type", "")).startswith("platform.")]
 
 
 @pytest.fixture
@@ -89,6 +96,34 @@ def test_json_format_turns_every_line_into_an_object_with_the_request_id(
     assert error["requestId"] == failed.request_id
     assert error["errorType"] == "simpleError" and error["errorMessage"] == "it broke"
     assert error["stackTrace"][0].startswith("logs.R:")
+
+
+def test_json_format_makes_the_platform_lines_json_records_too(
+    make_session: SessionFactory, logging_root: Path, host_r: Path
+) -> None:
+    session = make_session(
+        task_root=logging_root, handler="logs.handler", env={"AWS_LAMBDA_LOG_FORMAT": "JSON"}
+    )
+    result = session.invoke(b'{"case": "context"}')
+    assert result.ok, result.payload
+    # Nothing but JSON objects and the handler's own stdout (none here).
+    assert all(line.startswith("{") for line in result.log_tail.splitlines())
+    start, done, report = platform_records(result)
+    assert start["type"] == "platform.start" and RFC3339.match(start["time"])
+    assert start["record"] == {"requestId": result.request_id, "version": "$LATEST"}
+    assert done["type"] == "platform.runtimeDone"
+    assert done["record"] == {"requestId": result.request_id, "status": "success"}
+    assert report["type"] == "platform.report" and report["record"]["status"] == "success"
+    metrics = report["record"]["metrics"]
+    assert metrics["memorySizeMB"] == 128 and metrics["billedDurationMs"] >= 1
+    assert metrics["maxMemoryUsedMB"] == result.max_memory_mb
+    assert metrics["initDurationMs"] > 0  # the first invoke of this environment
+
+    failed = session.invoke(b'{"case": "fail"}')
+    done, report = platform_records(failed)[-2:]
+    assert done["record"]["status"] == report["record"]["status"] == "failure"
+    assert done["record"]["errorType"] == "simpleError"
+    assert "initDurationMs" not in report["record"]["metrics"]  # warm
 
 
 def test_log_level_filters_lines_below_it(
@@ -191,7 +226,8 @@ def test_json_lines_stay_json_for_control_characters_and_stray_bytes(
         log_sink=lines.append,
     )
     assert session.invoke(b'{"case": "odd"}').ok
-    messages = [json.loads(line)["message"] for line in lines if line.startswith("{")]
+    docs = [json.loads(line) for line in lines if line.startswith("{")]
+    messages = [doc["message"] for doc in docs if "message" in doc]  # not platform records
     assert "bell\a and \x01 control" in messages
     # The stray byte is replaced (as "?", or as R's "<ff>" where the locale is C).
     assert "b?e" in messages or "b<ff>e" in messages

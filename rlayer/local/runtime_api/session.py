@@ -23,6 +23,7 @@ from rlayer.local.runtime_api.broker import (
     Invocation,
     error_payload,
 )
+from rlayer.local.runtime_api.platform_log import Report, end_lines, is_json_format, start_line
 from rlayer.local.runtime_api.results import Failure, InvokeResult
 from rlayer.local.runtime_api.server import RuntimeAPIServer
 from rlayer.local.runtime_api.watch import await_answer
@@ -74,6 +75,7 @@ class RuntimeSession:
         if self.max_concurrency > 1:
             self.env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(self.max_concurrency)
         self._slots = threading.Semaphore(self.max_concurrency)
+        self._json_log = is_json_format(self.env)  # platform lines as Lambda writes them
         self.timeout_s = float(timeout_s)
         self.memory_mb = int(memory_mb)
         self.function_name = function_name
@@ -230,17 +232,19 @@ class RuntimeSession:
         else:
             body = invocation.response or b""
             error_type = invocation.error_type
-        report = (
-            f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
-            f"Billed Duration: {max(1, math.ceil(duration_ms))} ms\t"
-            f"Memory Size: {self.memory_mb} MB\tMax Memory Used: {peak_mb} MB"
+        report = Report(
+            request_id,
+            duration_ms,
+            self.memory_mb,
+            peak_mb,
+            init_ms,
+            error_type,
+            platform_failure=failure is not None,
         )
-        if init_ms is not None:
-            report += f"\tInit Duration: {init_ms:.2f} ms"
         if failure is not None:
             process.note(f"{failure.message}\n[{failure.error_type}]")
-        process.note(f"END RequestId: {request_id}")
-        process.note(report)
+        for line in end_lines(report, self._json_log):
+            process.note(line)
         tail = process.logs_since(mark)[-LOG_TAIL_BYTES:].decode(errors="replace")
         # A runtime that failed to start, crashed or overran is gone: next time is cold.
         if failure is not None or broker.init_error is not None:
@@ -288,7 +292,7 @@ class RuntimeSession:
         instance.invokes += 1
         process = instance.process
         mark = 0 if cold else process.log_mark()  # a cold invoke's log includes init
-        process.note(f"START RequestId: {request_id} Version: $LATEST")
+        process.note(start_line(request_id, self._json_log))
         instance.api.broker.submit(invocation)
         return instance, cold, mark
 
