@@ -1,11 +1,23 @@
-# Rscript lazyload-xz.R LIBRARY PACKAGE...: rewrites each package's lazy-load database
-# (R/<package>.rdb and .rdx) with every object compressed by xz where that is smaller than
-# R's default zlib (about a quarter off the zipped layer's largest part). R reads such a
-# database (compressed = 3) object by object: each blob names its own method after its
-# length ('Z' xz, '0' stored), as R's own writer (R_compress3) makes them.
-# Trade-off: xz decompresses more slowly; base, which every start reads, is left as it is.
+# Rscript lazyload-xz.R LIBRARY [--uncompiled=PKG,...] PACKAGE...: rewrites each package's
+# lazy-load database (R/<package>.rdb and .rdx) with every object compressed by xz where
+# that is smaller than R's default zlib (about a quarter off the zipped layer's largest
+# part). R reads such a database (compressed = 3) object by object: each blob names its own
+# method after its length ('Z' xz, '0' stored), as R's own writer (R_compress3) makes them.
+# The packages named by --uncompiled are also stored without their byte code (closures
+# keep formals, body, environment and attributes): byte code is about 60% of such a
+# database, and R runs the plain closures in its AST interpreter, or compiles them when
+# R_ENABLE_JIT asks (prune.sh says which packages and why).
+# Trade-off: xz decompresses more slowly (prune.sh leaves base, read at every start, in zlib).
 args <- commandArgs(trailingOnly = TRUE)
 library_dir <- args[[1L]]
+args <- args[-1L]
+uncompiled <- character()
+flag <- startsWith(args, "--uncompiled=")
+for (a in args[flag]) {
+  uncompiled <- c(uncompiled, strsplit(sub("^--uncompiled=", "", a), ",", fixed = TRUE)[[1L]])
+}
+packages <- args[!flag]
+stopifnot(all(uncompiled %in% packages))
 
 # memCompress() writes the .xz container; R's reader wants the raw LZMA2 data inside it
 # (lzma_raw_decoder), exactly: the block between the block header and its padding, whose
@@ -33,51 +45,119 @@ raw_lzma2 <- function(xz) {
   xz[12L + header_size + seq_len(compressed)]
 }
 
-recompress <- function(base) {
-  rdx_file <- paste0(base, ".rdx")
-  rdb_file <- paste0(base, ".rdb")
-  if (!file.exists(rdx_file) || !file.exists(rdb_file)) return(invisible(0))
-  index <- readRDS(rdx_file)
-  if (!isTRUE(index$compressed)) return(invisible(0)) # zlib (TRUE) databases only
-  bytes <- readBin(rdb_file, "raw", file.size(rdb_file))
-  blobs <- list()
-  at <- 0
-  one <- function(entry) {
-    blob <- bytes[entry[[1L]] + seq_len(entry[[2L]])]
-    # R's zlib blob: 4 bytes of uncompressed length, then the zlib stream.
-    data <- memDecompress(blob[-(1:4)], "gzip")
-    xz <- raw_lzma2(memCompress(data, "xz"))
-    # As R writes them: xz, or the bytes as they are when xz does not shrink them (R's
-    # reader of '1', zlib, in such a database leaves its output length unset).
-    new <- if (length(xz) < length(data)) {
-      c(blob[1:4], charToRaw("Z"), xz)
-    } else {
-      c(blob[1:4], charToRaw("0"), data)
-    }
-    blobs[[length(blobs) + 1L]] <<- new
-    where <- c(at, length(new))
-    at <<- at + length(new)
-    as.integer(where)
-  }
-  index$variables <- lapply(index$variables, one)
-  index$references <- lapply(index$references, one)
-  index$compressed <- 3L
-  writeBin(unlist(blobs, use.names = FALSE), paste0(rdb_file, ".tmp"))
-  saveRDS(index, paste0(rdx_file, ".tmp"))
-  file.rename(paste0(rdb_file, ".tmp"), rdb_file)
-  file.rename(paste0(rdx_file, ".tmp"), rdx_file)
-  invisible(length(bytes) - at)
+# One blob as R_compress3 writes it: the uncompressed length (4 bytes, big-endian), then xz,
+# or the bytes as they are when xz does not shrink them (R's reader of '1', zlib, in such a
+# database leaves its output length unset).
+blob3 <- function(data) {
+  n <- length(data)
+  size <- as.raw(c(n %/% 2^24, (n %/% 2^16) %% 256, (n %/% 2^8) %% 256, n %% 256))
+  xz <- raw_lzma2(memCompress(data, "xz"))
+  if (length(xz) < n) c(size, charToRaw("Z"), xz) else c(size, charToRaw("0"), data)
 }
 
-for (package in args[-1L]) {
-  saved <- recompress(file.path(library_dir, package, "R", package))
-  cat(sprintf("lazyload-xz: %s %.0f kB smaller\n", package, saved / 1000))
+# The closure without its byte code: R keeps the source expression as the byte code's first
+# constant, which body() returns; attributes (S4 generics and methods have them) recursively.
+decompile <- function(x) {
+  type <- typeof(x)
+  if (!type %in% c("closure", "list", "S4")) return(x) # nothing compiled inside
+  s4 <- isS4(x)
+  a <- attributes(x)
+  if (type == "closure" && typeof(.Internal(bodyCode(x))) == "bytecode") {
+    x <- as.function(c(formals(x), list(body(x))), envir = environment(x))
+  } else if (type == "list") {
+    attributes(x) <- NULL # plain indexing: no method of its class runs
+    for (i in seq_along(x)) if (!is.null(x[[i]])) x[i] <- list(decompile(x[[i]]))
+  }
+  if (!is.null(a)) {
+    for (i in seq_along(a)) a[i] <- list(decompile(a[[i]]))
+    attributes(x) <- a
+  }
+  if (s4 && !isS4(x)) x <- asS4(x)
+  x
+}
+
+# A package's database, every object read with R's own reader (any compression R wrote)
+# and written again without byte code. The environments it refers to stay references: the
+# reader's hook hands out a stand-in per name, the writer's hook gives that name back.
+uncompile_blobs <- function(index, rdb_file) {
+  read_hook <- function(name) {
+    e <- new.env(parent = emptyenv())
+    assign(".__ref__", name, envir = e)
+    e
+  }
+  write_hook <- function(e) {
+    if (!is.environment(e)) return(NULL) # external pointers: written as R wrote them
+    name <- get0(".__ref__", envir = e, inherits = FALSE)
+    if (is.null(name)) stop("an environment in the database that is not a reference")
+    name
+  }
+  one <- function(entry) {
+    value <- lazyLoadDBfetch(entry, rdb_file, index$compressed, read_hook)
+    blob3(serialize(decompile(value), NULL, refhook = write_hook))
+  }
+  list(variables = lapply(index$variables, one), references = lapply(index$references, one))
+}
+
+# The same objects, recompressed byte for byte: R's zlib blob is 4 bytes of uncompressed
+# length, then the zlib stream.
+recompress_blobs <- function(index, bytes) {
+  one <- function(entry) {
+    blob <- bytes[entry[[1L]] + seq_len(entry[[2L]])]
+    blob3(memDecompress(blob[-(1:4)], "gzip"))
+  }
+  list(variables = lapply(index$variables, one), references = lapply(index$references, one))
+}
+
+# Writes the new database beside the old one (.tmp); the caller renames them all at the
+# end, as this process may still read the old ones through the namespaces it loaded.
+rewrite <- function(base, plain) {
+  rdx_file <- paste0(base, ".rdx")
+  rdb_file <- paste0(base, ".rdb")
+  if (!file.exists(rdx_file) || !file.exists(rdb_file)) return(NULL)
+  index <- readRDS(rdx_file)
+  if (!isTRUE(index$compressed)) return(NULL) # zlib (TRUE) databases only
+  blobs <- if (plain) uncompile_blobs(index, rdb_file) else
+    recompress_blobs(index, readBin(rdb_file, "raw", file.size(rdb_file)))
+  at <- 0
+  place <- function(blob) {
+    where <- as.integer(c(at, length(blob)))
+    at <<- at + length(blob)
+    where
+  }
+  index$variables <- lapply(blobs$variables, place)
+  index$references <- lapply(blobs$references, place)
+  index$compressed <- 3L
+  writeBin(unlist(c(blobs$variables, blobs$references), use.names = FALSE),
+           paste0(rdb_file, ".tmp"))
+  saveRDS(index, paste0(rdx_file, ".tmp"))
+  file.size(rdb_file) - at
+}
+
+done <- character()
+for (package in packages) {
+  base <- file.path(library_dir, package, "R", package)
+  plain <- package %in% uncompiled
+  saved <- rewrite(base, plain)
+  if (is.null(saved)) next
+  done <- c(done, base)
+  cat(sprintf("lazyload-xz: %s %.0f kB smaller%s\n", package, saved / 1000,
+              if (plain) " (without byte code)" else ""))
+}
+for (base in done) {
+  for (ext in c(".rdb", ".rdx")) {
+    if (!file.rename(paste0(base, ext, ".tmp"), paste0(base, ext))) stop("could not rename ", base)
+  }
 }
 # Every object of every rewritten package read back, in a fresh R: a database R cannot read
-# fails the build here, not a function on Lambda.
+# fails the build here, not a function on Lambda. The packages stored without byte code
+# must hold no compiled closure.
 check <- sprintf(paste(
-  "for (p in c(%s)) { ns <- loadNamespace(p, lib.loc = '%s');",
-  "for (n in ls(ns, all.names = TRUE)) invisible(get(n, envir = ns)) }"
-), paste0("'", args[-1L], "'", collapse = ", "), library_dir)
+  "compiled <- function(f) typeof(f) == 'closure' && typeof(.Internal(bodyCode(f))) == 'bytecode';",
+  "plain <- c(%s);",
+  "for (p in c(%s)) { ns <- if (p == 'base') baseenv() else loadNamespace(p, lib.loc = '%s');",
+  "n <- sum(vapply(ls(ns, all.names = TRUE), function(x) compiled(get(x, envir = ns)), NA));",
+  "if (n > 0 && p %%in%% plain) stop(p, ': ', n, ' byte-compiled closures') }"
+), paste0("'", c("", uncompiled), "'", collapse = ", "),
+paste0("'", packages, "'", collapse = ", "), library_dir)
 status <- system2(file.path(R.home("bin"), "Rscript"), c("--vanilla", "-e", shQuote(check)))
 if (status != 0L) stop("lazyload-xz: the rewritten databases do not load")

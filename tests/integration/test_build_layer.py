@@ -252,6 +252,48 @@ def test_r_and_the_packages_run_with_nothing_but_the_lambda_os_libraries(opt: Pa
     assert lines[5].strip() == "TRUE"
 
 
+BYTE_CODE_R = """
+compiled <- function(p) {
+  ns <- if (p == "base") baseenv() else asNamespace(p)
+  sum(vapply(ls(ns, all.names = TRUE), function(n) {
+    f <- get(n, envir = ns)
+    typeof(f) == "closure" && typeof(.Internal(bodyCode(f))) == "bytecode"
+  }, NA))
+}
+for (p in commandArgs(TRUE)) cat(p, compiled(p), "\\n")
+cat(tools::file_ext("a/b.csv"), nrow(utils::head(utils::read.csv(text = "x\\n1\\n2\\n3"), 2)),
+    stats::quantile(1:5)[["50%"]], stats::coef(stats::lm(y ~ x, data.frame(x = 1:3, y = 2:4)))[[2]],
+    "\\n")
+"""
+UNCOMPILED = ["tools", "utils", "stats", "graphics", "grDevices", "grid", "splines", "stats4"]
+COMPILED = ["base", "methods", "compiler", "parallel", "jsonlite"]
+
+
+def test_rarely_run_packages_are_stored_without_byte_code_and_still_run(
+    first: Built, opt: Path
+) -> None:
+    """prune.sh keeps the runtime layer within 10 MB zipped by storing tools, utils, stats and
+    the graphics packages without byte code; base, methods, the compiler, parallel (the
+    loop's workers) and jsonlite keep theirs. The plain ones still answer."""
+    assert first.manifest("runtime").zipped_bytes <= 10_000_000
+    done = subprocess.run(
+        [
+            *_lambda_sandbox(opt),
+            *("/opt/R/lib/R/bin/exec/R", "--no-echo", "--vanilla", "-e", BYTE_CODE_R),
+            *("--args", *UNCOMPILED, *COMPILED),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    *counts, answers = done.stdout.splitlines()
+    closures = {p: int(n) for p, n in (line.split() for line in counts)}
+    assert {p: closures[p] for p in UNCOMPILED} == dict.fromkeys(UNCOMPILED, 0)
+    assert all(closures[p] > 20 for p in COMPILED), closures
+    assert answers.split() == ["csv", "2", "3", "1"]
+
+
 def test_rscript_reports_the_version_under_bwrap_at_opt(opt: Path) -> None:
     done = subprocess.run(
         [
