@@ -48,8 +48,8 @@ for dir in "$@"; do
     # bootstrap's R_ENABLE_JIT=0 their functions run in R's AST interpreter: file_ext(),
     # head(), read.csv(), quantile(), glm() measured within 10% of their compiled times,
     # lm() 17% (they spend their time in base and C); R_ENABLE_JIT=3 compiles what a function
-    # calls. A package install (R's default JIT compiles what it runs of tools) took about
-    # 1 s longer. Kept compiled: methods (S4 dispatch ran 1.5-1.8x slower without), compiler
+    # calls. R's default JIT would compile tools' installer in every package install (about
+    # 1 s a package): build-packages.sh runs with R_ENABLE_JIT=0. Kept compiled: methods (S4 dispatch ran 1.5-1.8x slower without), compiler
     # (the JIT and every package install run it), parallel (the loop's workers), jsonlite.
     # Headers, Makeconf and libtool stay: a build that reuses a cached runtime layer
     # compiles its packages against this zip, unzipped (prepare.sh, build-packages.sh).
