@@ -10,10 +10,19 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
-from rlayer.local.runtime_api import InvocationBroker, Reply, RuntimeAPIServer, RuntimeSession
+from rlayer.local.process import RuntimeProcess
+from rlayer.local.runtime_api import (
+    Invocation,
+    InvocationBroker,
+    Reply,
+    RuntimeAPIServer,
+    RuntimeSession,
+)
+from rlayer.local.runtime_api import server as server_module
 from rlayer.local.sandbox import Sandbox, lambda_environment
 
 from .conftest import HandlerWriter, SessionFactory
@@ -403,6 +412,96 @@ def test_a_500_from_the_runtime_api_ends_the_process(
         assert b"answered 500" in process.logs_since(0)
         process.kill()
     finally:
+        server.close()
+        sandbox.close()
+
+
+class _ClosingHandler(server_module._Handler):
+    """Hangs up after every answer to a POST without saying so (no Connection: close), as
+    a server dropping idle keep-alive connections does."""
+
+    connections: ClassVar[list[int]] = []  # one entry a connection accepted
+
+    def setup(self) -> None:
+        super().setup()
+        self.connections.append(1)
+
+    def _handle(self) -> None:
+        super()._handle()
+        if self.command == "POST":
+            self.close_connection = True
+
+
+class _Cutting(RuntimeAPIServer):
+    """Cuts the connection instead of answering the response to an event."""
+
+    def dispatch(self, method: str, path: str, headers: object, body: bytes) -> Reply | None:
+        if path.endswith("/response"):
+            return None  # the server hangs up without an answer
+        return super().dispatch(method, path, headers, body)  # type: ignore[arg-type]
+
+
+def _spawn_runtime(server: RuntimeAPIServer, sandbox: Sandbox) -> RuntimeProcess:
+    env = lambda_environment(
+        api_address=server.address,
+        handler="main.handler",
+        task_root=sandbox.task_root_inside,
+        function_name="f",
+        memory_mb=128,
+        region="us-east-1",
+        mode=sandbox.mode,
+    )
+    return sandbox.spawn(env)
+
+
+def test_a_connection_the_server_closed_while_idle_is_opened_again(
+    write_handler: HandlerWriter, task_root: Path
+) -> None:
+    write_handler("main.R", "handler <- function(event) event$n * 2\n")
+    server = RuntimeAPIServer(InvocationBroker())
+    server._httpd.RequestHandlerClass = _ClosingHandler
+    _ClosingHandler.connections.clear()
+    server.start()
+    sandbox = Sandbox([], task_root)
+    process = _spawn_runtime(server, sandbox)
+    try:
+        answers = []
+        for n in range(3):
+            inv = Invocation(
+                request_id=f"req-{n}", payload=b'{"n": %d}' % n, function_arn="a", timeout_s=9
+            )
+            server.broker.submit(inv)
+            assert inv.done.wait(30), process.logs_since(0)
+            answers.append(inv.response)
+        assert answers == [b"0", b"2", b"4"]
+        assert process.poll() is None
+        # A connection per event: each closed one was noticed and a new one opened.
+        assert len(_ClosingHandler.connections) >= 3
+    finally:
+        process.kill()
+        server.close()
+        sandbox.close()
+
+
+def test_a_connection_cut_during_an_exchange_ends_the_runtime_with_the_reason(
+    write_handler: HandlerWriter, task_root: Path
+) -> None:
+    write_handler("main.R", "handler <- function(event) 1\n")
+    server = _Cutting(InvocationBroker())
+    server.start()
+    sandbox = Sandbox([], task_root)
+    process = _spawn_runtime(server, sandbox)
+    try:
+        server.broker.submit(
+            Invocation(request_id="req-1", payload=b"{}", function_arn="a", timeout_s=9)
+        )
+        assert process.proc.wait(timeout=30) == 1
+        process.drain()
+        log = process.logs_since(0).decode()
+        assert "rlayer runtime: connection closed by the Runtime API" in log
+        assert "; exiting" in log
+    finally:
+        process.kill()
         server.close()
         sandbox.close()
 
