@@ -552,8 +552,7 @@ local({
       quit(save = "no", status = 1L)
     }
     if (!is.null(on_event)) on_event(next_event$headers[["lambda-runtime-aws-request-id"]])
-    handle(next_event)
-    flush(stdout())
+    handle(next_event) # (which flushes stdout before it answers)
     if (!is.null(on_event)) on_event("")
   })
   mark("handler")
