@@ -389,6 +389,19 @@ class _Failing(RuntimeAPIServer):
         return True
 
 
+def _spawn_runtime(server: RuntimeAPIServer, sandbox: Sandbox) -> RuntimeProcess:
+    env = lambda_environment(
+        api_address=server.address,
+        handler="main.handler",
+        task_root=sandbox.task_root_inside,
+        function_name="f",
+        memory_mb=128,
+        region="us-east-1",
+        mode=sandbox.mode,
+    )
+    return sandbox.spawn(env)
+
+
 def test_a_500_from_the_runtime_api_ends_the_process(
     write_handler: HandlerWriter, task_root: Path
 ) -> None:
@@ -397,16 +410,7 @@ def test_a_500_from_the_runtime_api_ends_the_process(
     server.start()
     sandbox = Sandbox([], task_root)
     try:
-        env = lambda_environment(
-            api_address=server.address,
-            handler="main.handler",
-            task_root=sandbox.task_root_inside,
-            function_name="f",
-            memory_mb=128,
-            region="us-east-1",
-            mode=sandbox.mode,
-        )
-        process = sandbox.spawn(env)
+        process = _spawn_runtime(server, sandbox)
         assert process.proc.wait(timeout=30) == 1
         process.drain()
         assert b"answered 500" in process.logs_since(0)
@@ -439,19 +443,6 @@ class _Cutting(RuntimeAPIServer):
         if path.endswith("/response"):
             return None  # the server hangs up without an answer
         return super().dispatch(method, path, headers, body)  # type: ignore[arg-type]
-
-
-def _spawn_runtime(server: RuntimeAPIServer, sandbox: Sandbox) -> RuntimeProcess:
-    env = lambda_environment(
-        api_address=server.address,
-        handler="main.handler",
-        task_root=sandbox.task_root_inside,
-        function_name="f",
-        memory_mb=128,
-        region="us-east-1",
-        mode=sandbox.mode,
-    )
-    return sandbox.spawn(env)
 
 
 def test_a_connection_the_server_closed_while_idle_is_opened_again(
