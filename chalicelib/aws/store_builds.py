@@ -21,7 +21,7 @@ from chalicelib.aws.items import (
     from_item,
     to_item,
 )
-from chalicelib.aws.store_table import Table, condition_failed
+from chalicelib.aws.store_table import Table, condition_failed, set_expression
 from chalicelib.errors import ConflictError, NotFoundError, TransitionRejectedError
 from chalicelib.models import MAX_WATCHERS, BuildRecord, BuildStatus, NotifyTarget, utcnow
 
@@ -165,15 +165,12 @@ class BuildRecords(Table):
         now = utcnow()
         names = {"#status": "status", "#to": to.value}
         values: dict[str, Any] = {":to": to.value, ":now": now}
-        sets = ["#status = :to", "updated_at = :now", "steps.#to = :now"]
+        first = ["#status = :to", "updated_at = :now", "steps.#to = :now"]
         allowed = _status_placeholders(to.predecessors(), values)
-        for i, (key, value) in enumerate((fields or {}).items()):
-            names[f"#f{i}"] = key
-            values[f":f{i}"] = value
-            sets.append(f"#f{i} = :f{i}")
+        update = set_expression(fields or {}, names, values, first)
         return self._update(
             build_id,
-            update="SET " + ", ".join(sets),
+            update=update,
             condition=f"attribute_exists(pk) AND #status IN ({allowed})",
             names=names,
             values=values,
@@ -212,14 +209,9 @@ class BuildRecords(Table):
         """Set fields on a build that is (still) in status ``expect``."""
         names = {"#status": "status"}
         values: dict[str, Any] = {":expect": expect.value, ":now": utcnow()}
-        sets = ["updated_at = :now"]
-        for i, (key, value) in enumerate(fields.items()):
-            names[f"#f{i}"] = key
-            values[f":f{i}"] = value
-            sets.append(f"#f{i} = :f{i}")
         return self._update(
             build_id,
-            update="SET " + ", ".join(sets),
+            update=set_expression(fields, names, values, ["updated_at = :now"]),
             condition="attribute_exists(pk) AND #status = :expect",
             names=names,
             values=values,

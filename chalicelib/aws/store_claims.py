@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.aws.faults import error_code
 from chalicelib.aws.items import from_item, to_item
-from chalicelib.aws.store_table import Table, condition_failed
+from chalicelib.aws.store_table import Table, condition_failed, set_expression
 from chalicelib.models import utcnow
 
 
@@ -80,17 +80,13 @@ class Claims(Table):
         transaction (both or neither): only if the item still has ``expect`` and the lock
         still names ``holder``."""
         condition, names, values = _equal_all(expect)
-        sets = []
-        for i, (key, value) in enumerate(fields.items()):
-            names[f"#f{i}"] = key
-            values[f":f{i}"] = value
-            sets.append(f"#f{i} = :f{i}")
+        update = set_expression(fields, names, values)
         writes: list[dict[str, Any]] = [
             {
                 "Update": {
                     "TableName": self.table_name,
                     "Key": {"pk": {"S": pk}},
-                    "UpdateExpression": "SET " + ", ".join(sets),
+                    "UpdateExpression": update,
                     "ConditionExpression": condition,
                     **_expression_attributes(names, values),
                 }
@@ -112,16 +108,12 @@ class Claims(Table):
         """Set ``fields`` on an item whose attributes still equal ``expect``: the item as
         written, or None when it is absent or no longer matches."""
         condition, names, values = _equal_all(expect)
-        sets = []
-        for i, (key, value) in enumerate(fields.items()):
-            names[f"#f{i}"] = key
-            values[f":f{i}"] = value
-            sets.append(f"#f{i} = :f{i}")
+        update = set_expression(fields, names, values)
         try:
             resp = self._ddb.update_item(
                 TableName=self.table_name,
                 Key={"pk": {"S": pk}},
-                UpdateExpression="SET " + ", ".join(sets),
+                UpdateExpression=update,
                 ConditionExpression=condition,
                 ReturnValues="ALL_NEW",
                 **_expression_attributes(names, values),

@@ -6,7 +6,7 @@ claims (``store_claims``) and build records (``store_builds``) are written with 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -139,3 +139,19 @@ class Table:
             yield from items
             if not token:
                 return
+
+
+def set_expression(
+    fields: Mapping[str, Any],
+    names: dict[str, str],
+    values: dict[str, Any],
+    first: Sequence[str] = (),
+) -> str:
+    """An update expression: the ``first`` assignments, then one setting each of
+    ``fields`` (their placeholders added to ``names`` and ``values``)."""
+    sets = list(first)
+    for i, (key, value) in enumerate(fields.items()):
+        names[f"#f{i}"] = key
+        values[f":f{i}"] = value
+        sets.append(f"#f{i} = :f{i}")
+    return "SET " + ", ".join(sets)

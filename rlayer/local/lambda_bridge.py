@@ -223,11 +223,12 @@ class LambdaBridge:
             backend, function_name, qualifier, body, headers, response_headers
         )
 
-    def _run_python(
-        self, fn: Any, handler: TaskHandler, payload: bytes, response_headers: Any
-    ) -> bytes:
+    @staticmethod
+    def _call_python(
+        fn: Any, handler: TaskHandler, payload: bytes
+    ) -> tuple[bytes, str | None, str]:
         # The moto function's settings, as Lambda's Python runtime would give them.
-        result, error_type, log = run_python_handler(
+        return run_python_handler(
             handler,
             payload,
             function_name=fn.function_name,
@@ -236,6 +237,11 @@ class LambdaBridge:
             memory_mb=int(fn.memory_size),
             timeout_s=float(fn.timeout),
         )
+
+    def _run_python(
+        self, fn: Any, handler: TaskHandler, payload: bytes, response_headers: Any
+    ) -> bytes:
+        result, error_type, log = self._call_python(fn, handler, payload)
         if error_type is not None:
             response_headers["x-amz-function-error"] = "Unhandled"
         self._finish(fn, "python", error_type, log, response_headers)
@@ -243,15 +249,7 @@ class LambdaBridge:
 
     def _run_later(self, fn: Any, handler: TaskHandler, payload: bytes) -> bytes:
         def run() -> None:
-            _, error_type, _ = run_python_handler(
-                handler,
-                payload,
-                function_name=fn.function_name,
-                version=str(fn.version),
-                arn=fn.function_arn,
-                memory_mb=int(fn.memory_size),
-                timeout_s=float(fn.timeout),
-            )
+            _, error_type, _ = self._call_python(fn, handler, payload)
             self.calls.append(Call(str(fn.function_name), "python-event", error_type))
 
         thread = threading.Thread(target=run, name=f"event-{fn.function_name}", daemon=True)

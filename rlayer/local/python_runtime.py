@@ -4,13 +4,14 @@ the JSON result or Lambda's error document out, and the START/END/REPORT log lin
 from __future__ import annotations
 
 import json
-import math
 import time
 import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from rlayer.local.runtime_api.platform_log import Report, end_lines, start_line
 
 
 @dataclass
@@ -52,7 +53,7 @@ def run_python_handler(
         log_stream_name="local/[$LATEST]bridge",
         deadline=time.monotonic() + timeout_s,
     )
-    log = [f"START RequestId: {request_id} Version: {version}"]
+    log = [start_line(request_id, False, version)]
     started = time.perf_counter()
     error_type: str | None = None
     try:
@@ -72,10 +73,6 @@ def run_python_handler(
         ).encode()
         log.append(f"[ERROR] {error_type}: {exc}")
     duration = (time.perf_counter() - started) * 1000
-    log.append(f"END RequestId: {request_id}")
-    log.append(
-        f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\t"
-        f"Billed Duration: {max(1, math.ceil(duration))} ms\t"
-        f"Memory Size: {memory_mb} MB\tMax Memory Used: 0 MB"
-    )
+    # (No memory figure: the handler runs in this process.)
+    log.extend(end_lines(Report(request_id, duration, memory_mb, 0, None, error_type), False))
     return result, error_type, "\n".join(log) + "\n"

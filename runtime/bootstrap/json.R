@@ -15,9 +15,10 @@
 # run in C), rewritten into the R expression that builds the value (arrays of scalars as
 # .v() calls, other arrays and objects as calls to this file's own `[` and `{`, strings as
 # R string literals, which share JSON's escapes, numbers with a fraction or exponent as
-# exact hexadecimal doubles), parsed by R's parser and evaluated. Anything the check does not vouch for (invalid JSON,
-# escapes R reads differently, jsonlite's "$date" objects) goes to jsonlite, so its answer,
-# or its error, is the one given; so does a text past json_read_limit (64 KiB).
+# exact hexadecimal doubles), parsed by R's parser and evaluated. Anything the check does
+# not vouch for (invalid JSON, escapes R reads differently, jsonlite's "$date" objects)
+# goes to jsonlite, so its answer, or its error, is the one given; so does a text past
+# json_read_limit (64 KiB).
 # Writing: NULL, logical, integer, double, character and factor vectors, lists and I() are
 # written here; any other class (data frames, dates, matrices, "json" inside a list, ...)
 # is written by jsonlite.
@@ -135,6 +136,17 @@ json_reader <- local({
     ifelse(negative, -value, value)
   }
 
+  # `text` with its spans (starts `at`, ends before `ends`) replaced by `mark`, and back:
+  # strings and floats are set aside while the rest is rewritten.
+  set_aside <- function(text, at, ends, mark) {
+    paste0(substring(text, c(1L, ends), c(at - 1L, nchar(text, "bytes"))),
+           c(rep.int(mark, length(at)), ""), collapse = "")
+  }
+  put_back <- function(code, mark, values) {
+    parts <- strsplit(paste0(code, " "), mark, fixed = TRUE)[[1L]]
+    paste0(parts, c(values, ""), collapse = "")
+  }
+
   # The value in a list, or NULL when the text is not for this reader (the caller then asks
   # jsonlite). Any error or warning on the way (invalid UTF-8, a ten-digit number past R's
   # integers, R's parser refusing what the checks let through) means the same.
@@ -151,8 +163,7 @@ json_reader <- local({
       ends <- at + attr(at, "match.length")
       strings <- substring(text, at, ends - 1L)
       if ("\"$date\"" %in% strings) return(NULL)
-      masked <- paste0(substring(text, c(1L, ends), c(at - 1L, nchar(text, "bytes"))),
-                       c(rep.int("@", length(at)), ""), collapse = "")
+      masked <- set_aside(text, at, ends, "@")
       if (grepl("\\", text, fixed = TRUE)) {
         if (grepl(lone_surrogate_re, text, perl = TRUE)) return(NULL)
         # "\/" is JSON's, not R's.
@@ -171,8 +182,7 @@ json_reader <- local({
       ends <- floats + attr(floats, "match.length")
       values <- exact_doubles(substring(masked, floats, ends - 1L))
       if (is.null(values)) return(NULL)
-      masked <- paste0(substring(masked, c(1L, ends), c(floats - 1L, nchar(masked))),
-                       c(rep.int("~", length(floats)), ""), collapse = "")
+      masked <- set_aside(masked, floats, ends, "~")
     }
     # Arrays of scalars call .v, other arrays `[`, objects `{` (the builders' own), keys are
     # argument names, integers R's integers (ten digits: L too; past R's range R warns).
@@ -184,14 +194,8 @@ json_reader <- local({
     code <- gsub("([[{])", "`\\1`(", code, perl = TRUE)
     code <- chartr("]}:", "))=", code)
     code <- gsub("(?<![\\w.+-])(-?[0-9]{1,10})(?![\\w.+-])", "\\1L", code, perl = TRUE)
-    if (floats[[1L]] > 0L) {
-      parts <- strsplit(paste0(code, " "), "~", fixed = TRUE)[[1L]]
-      code <- paste0(parts, c(sprintf("%a", values), ""), collapse = "")
-    }
-    if (length(strings)) {
-      parts <- strsplit(paste0(code, " "), "@", fixed = TRUE)[[1L]]
-      code <- paste0(parts, c(strings, ""), collapse = "")
-    }
+    if (floats[[1L]] > 0L) code <- put_back(code, "~", sprintf("%a", values))
+    if (length(strings)) code <- put_back(code, "@", strings)
     Encoding(code) <- "UTF-8"
     exprs <- parse(text = code, keep.source = FALSE, encoding = "UTF-8")
     if (length(exprs) != 1L) return(NULL)

@@ -20,10 +20,10 @@ def _record(kind: str, record: dict[str, object]) -> str:
     return json.dumps({"time": stamp, "type": f"platform.{kind}", "record": record})
 
 
-def start_line(request_id: str, json_format: bool) -> str:
+def start_line(request_id: str, json_format: bool, version: str = "$LATEST") -> str:
     if json_format:
-        return _record("start", {"requestId": request_id, "version": "$LATEST"})
-    return f"START RequestId: {request_id} Version: $LATEST"
+        return _record("start", {"requestId": request_id, "version": version})
+    return f"START RequestId: {request_id} Version: {version}"
 
 
 @dataclass(frozen=True)
