@@ -101,6 +101,7 @@ def synthetic_runtime(spec: BuildSpec) -> list[Entry]:
         Entry("bootstrap", b"#!/bin/sh\nexec /opt/R/bin/Rscript /opt/runtime/runtime.R\n", 0o755),
         Entry("runtime/"),
         Entry("runtime/runtime.R", b"# the loop\n"),
+        Entry("runtime/native.so", elf_header(spec.architecture) + b"\0" * 64, 0o755),
         Entry("R/bin/Rscript", elf_header(spec.architecture) + b"\0" * 64, 0o755),
         Entry("R/lib/R/bin/exec/R", elf_header(spec.architecture) + b"\0" * 64, 0o755),
         Entry("R/lib/R/library/base/DESCRIPTION", description("base", spec.r_version)),
@@ -412,7 +413,11 @@ BROKEN: dict[str, tuple[Mutation, str]] = {
     ),
     "runtime_dir_missing": (
         _edit("runtime", lambda es: [e for e in es if not e.name.startswith("runtime/")]),
-        "runtime/ (the Runtime API loop) is missing",
+        "runtime/runtime.R (the Runtime API loop) is missing",
+    ),
+    "native_part_missing": (
+        _drop("runtime", "runtime/native.so"),
+        "runtime/native.so (the Runtime API loop) is missing",
     ),
     "package_not_installed": (
         _drop("packages", "packages/library/digest/DESCRIPTION"),

@@ -47,7 +47,8 @@ LAMBDA_UNZIPPED_LIMIT = 262_144_000
 # Room left for the user's own function code next to our layers.
 FUNCTION_CODE_MARGIN = 5 * 1024 * 1024
 BOOTSTRAP = "bootstrap"
-RUNTIME_DIR = "runtime/"
+# The Runtime API loop and its C part (runtime/bootstrap/runtime.R, native.c).
+LOOP_FILES = ("runtime/runtime.R", "runtime/native.so")
 RSCRIPT = "R/bin/Rscript"
 R_BINARY = "R/lib/R/bin/exec/R"
 # The loop's own dependency, always in the runtime layer.
@@ -280,8 +281,10 @@ def _check_runtime(spec: BuildSpec, o: _Opened, problems: _Problems) -> None:
             problems.add(o.zip_name, f"{path} is missing")
         elif not entry_mode(info) & 0o100:
             problems.add(o.zip_name, f"{path} is not executable (mode {oct(entry_mode(info))})")
-    if not any(n.startswith(RUNTIME_DIR) and not o.infos[n].is_dir() for n in o.infos):
-        problems.add(o.zip_name, f"{RUNTIME_DIR} (the Runtime API loop) is missing")
+    for path in LOOP_FILES:
+        info = o.infos.get(path)
+        if info is None or info.is_dir():
+            problems.add(o.zip_name, f"{path} (the Runtime API loop) is missing")
     base = read_description(o, f"{R_LIBRARY}base/DESCRIPTION")
     if base is None:
         problems.add(o.zip_name, f"{R_LIBRARY}base/DESCRIPTION is missing")

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from chalicelib.errors import ConfigurationError, RequestInvalidError
 from rlayer.local import lambda_root
+from rlayer.local.host_runtime import host_runtime_layer
 from rlayer.local.layers import merge_layers
 from rlayer.local.process import LogSink, RuntimeProcess
 
@@ -45,16 +46,6 @@ class SandboxMode(StrEnum):
     @property
     def sandboxed(self) -> bool:
         return self is not SandboxMode.HOST
-
-
-def repo_runtime_dir() -> Path:
-    """runtime/bootstrap of this source tree: the bootstrap and runtime.R, flat."""
-    path = Path(__file__).resolve().parents[2] / "runtime" / "bootstrap"
-    if not (path / "bootstrap").is_file():
-        raise ConfigurationError(
-            f"the rlayer runtime is not at {path}: run from a source checkout or pass a layer"
-        )
-    return path
 
 
 @lru_cache(maxsize=1)
@@ -162,7 +153,7 @@ class Sandbox:
         if self.layers and self.mode is SandboxMode.BWRAP:
             # Made once per machine from the build root (the first call may take a minute).
             self._root = lambda_root.ensure()
-        layers = self.layers or [repo_runtime_dir()]
+        layers = self.layers or [host_runtime_layer()]
         if len(layers) == 1 and layers[0].is_dir():
             self._opt = layers[0]  # nothing to merge: bind it as it is
             return

@@ -28,6 +28,10 @@
 # values are serialised with length-1 vectors as scalars (wrap in I() to keep an array),
 # NULL and NA as null; a "json" object (jsonlite::toJSON output) is sent as it is. Both
 # as jsonlite::fromJSON/toJSON with those options do it (json.R, without loading jsonlite).
+#
+# The hot parts of every event (an HTTP answer's head, the event's JSON, the value's JSON)
+# are C (native.c, runtime/native.so in the layer, built with the layer's R): in R they
+# were ~0.3 ms of every warm event.
 
 local({
   # RLAYER_STARTUP_TIMES=1 (bench/runtime): where the cold start went, one line on stderr
@@ -58,6 +62,15 @@ local({
   loop_env <- environment()
   source_part("logging.R") # log_line, log_error, with_log_capture, lambda_log
 
+  # native.c: rl_http_head, rl_json_read, rl_json_write (RLAYER_NATIVE: another build of it).
+  native <- tryCatch({
+    so <- Sys.getenv("RLAYER_NATIVE", file.path(runtime_dir, "native.so"))
+    getNativeSymbolInfo(c("rl_http_head", "rl_json_read", "rl_json_write"), dyn.load(so))
+  }, error = function(e) {
+    log_line("rlayer runtime: cannot load the runtime's native part: ", conditionMessage(e))
+    quit(save = "no", status = 1L)
+  })
+
   # The event helpers (events.R) are read the first time a handler uses one: each name in
   # the attached "rlayer" environment is a promise that sources the file once.
   helpers <- NULL
@@ -82,7 +95,6 @@ local({
   head_size <- 4096L # a response head and a small body arrive in one read
   chunk_size <- 65536L
   crlf <- charToRaw("\r\n")
-  crlf2 <- charToRaw("\r\n\r\n")
   chunked_end <- charToRaw("0\r\n\r\n")
 
   disconnect <- function() {
@@ -142,33 +154,12 @@ local({
     unlist(out, use.names = FALSE)
   }
 
-  # `all_headers = FALSE`: the answer to a POST, whose headers nobody reads: only
-  # Content-Length and Connection are looked for, without taking the head apart (half the
-  # calls, ~30 us of every warm event); a head without a Content-Length is read in full.
-  read_response <- function(all_headers = TRUE) {
+  # The answer: list(status, headers (names in lower case), body).
+  read_response <- function() {
     buf <- receive(head_size)
-    while (!length(end <- grepRaw(crlf2, buf, fixed = TRUE))) buf <- c(buf, receive(head_size))
-    head <- rawToChar(buf[seq_len(end - 1L)])
-    status <- as.integer(substr(head, 10L, 12L))
-    hdrs <- NULL
-    if (!all_headers) {
-      at <- regexpr("(?i)\r\ncontent-length:[ \t]*\\K[0-9]+", head, perl = TRUE)
-      if (at > 0L) {
-        closing <- grepl("(?i)\r\nconnection:[ \t]*close", head, perl = TRUE)
-        hdrs <- list(`content-length` = substr(head, at, at + attr(at, "match.length") - 1L),
-                     connection = if (closing) "close")
-      }
-    }
-    if (is.null(hdrs)) {
-      lines <- strsplit(head, "\r\n", fixed = TRUE)[[1L]][-1L]
-      sep <- regexpr(":", lines, fixed = TRUE)
-      # One regular expression and no S3 dispatch: trimws() + as.list() cost ~40 us an event.
-      hdrs <- as.vector(sub("^[ \t]+|[ \t]+$", "", substring(lines, sep + 1L), perl = TRUE),
-                        "list")
-      names(hdrs) <- tolower(substr(lines, 1L, sep - 1L))
-    }
-    n_buf <- length(buf)
-    rest <- if (end + 4L <= n_buf) buf[(end + 4L):n_buf] else raw(0)
+    while (is.null(head <- .Call(native$rl_http_head, buf))) buf <- c(buf, receive(head_size))
+    hdrs <- head$headers
+    rest <- head$rest
     len <- hdrs[["content-length"]]
     te <- hdrs[["transfer-encoding"]]
     if (!is.null(len)) {
@@ -185,7 +176,7 @@ local({
       body <- raw(0)
     }
     if (identical(tolower(hdrs[["connection"]]), "close")) disconnect()
-    list(status = status, headers = hdrs, body = body)
+    list(status = head$status, headers = hdrs, body = body)
   }
 
   request_bytes <- function(method, path, body, headers) {
@@ -199,11 +190,11 @@ local({
   }
 
   # `request`: the whole request, as request_bytes() makes it.
-  exchange <- function(request, all_headers = TRUE) {
+  exchange <- function(request) {
     if (is.null(conn)) connect()
     # One write for head and body: a request written in pieces stalls on Nagle too.
     writeBin(request, conn)
-    read_response(all_headers)
+    read_response()
   }
 
   # A request and its answer. A failure on the way ends the runtime (exit_on_error()).
@@ -216,7 +207,7 @@ local({
     # file): reconnect before using it. One look instead of a tryCatch() around every
     # request, which cost ~20 us each of every warm event.
     if (!is.null(conn) && socketSelect(list(conn), timeout = 0)) disconnect()
-    result <- exchange(request, all_headers = method == "GET")
+    result <- exchange(request)
     if (result$status == 500L) {
       # The Runtime API's "container error": a non-recoverable state, exit promptly.
       log_line("rlayer runtime: the Runtime API answered 500 to ", method, " ", path, "; exiting")
@@ -239,17 +230,11 @@ local({
   }
 
   # ---- JSON ------------------------------------------------------------------------
-  # to_json() and from_json(): base R, jsonlite's results; jsonlite itself is loaded only
-  # for what they hand to it (json.R says what), not at start-up.
+  # to_json() and from_json(): jsonlite's results (native.c); jsonlite itself is loaded
+  # only for what they hand to it (json.R says what), not at start-up.
   mark("json_from")
   source_part("json.R")
   mark("json")
-
-  utf8 <- function(bytes) {
-    text <- rawToChar(bytes)
-    Encoding(text) <- "UTF-8"
-    text
-  }
 
   error_body <- function(type, message, trace = character()) {
     body <- to_json(
@@ -472,10 +457,8 @@ local({
     trace_id <- h[["lambda-runtime-trace-id"]]
     if (is.null(trace_id)) Sys.unsetenv("_X_AMZN_TRACE_ID") else Sys.setenv(`_X_AMZN_TRACE_ID` = trace_id)
 
-    event <- tryCatch({
-      text <- utf8(next_event$body)
-      if (nzchar(text)) from_json(text) else NULL
-    }, error = function(e) e)
+    body <- next_event$body
+    event <- if (length(body)) tryCatch(from_json(body), error = function(e) e)
     if (inherits(event, "error")) {
       return(report(request_id, "Runtime.UnmarshalError",
                     paste("could not parse the event as JSON:", conditionMessage(event))))
@@ -531,7 +514,7 @@ local({
     answer <- http("POST", invocation_path(request_id, "response"), payload,
                    c("Content-Type" = "application/json"))
     if (answer$status == 413L) {
-      detail <- tryCatch(from_json(utf8(answer$body))$errorMessage, error = function(e) NULL)
+      detail <- tryCatch(from_json(answer$body)$errorMessage, error = function(e) NULL)
       report(request_id, "Function.ResponseSizeTooLarge", paste0(
         "response of ", length(payload), " bytes refused by the Runtime API",
         if (length(detail)) paste0(": ", detail) else ""

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from rlayer.local.host_runtime import host_runtime_layer
 from rlayer.local.runtime_api import RuntimeSession
 from tests.layerkit import built_runtime
 
@@ -48,12 +49,7 @@ def host_r() -> Path:
 def runtime_layer(tmp_path_factory: pytest.TempPathFactory, host_r: Path) -> Path:
     """This repository's runtime in the layer layout (/opt/bootstrap, /opt/runtime/),
     without R/: the bootstrap then uses host R."""
-    layer = tmp_path_factory.mktemp("runtime-layer")
-    shutil.copy2(RUNTIME_SRC / "bootstrap", layer / "bootstrap")
-    (layer / "runtime").mkdir()
-    for part in RUNTIME_SRC.glob("*.R"):
-        shutil.copy2(part, layer / "runtime" / part.name)
-    return layer
+    return host_runtime_layer(str(host_r))
 
 
 @pytest.fixture(scope="session")

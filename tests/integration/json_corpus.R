@@ -1,8 +1,10 @@
-# Compares the runtime's JSON (runtime/bootstrap/json.R) with jsonlite on a corpus.
-# Rscript json_corpus.R JSON_R TEXTS_DIR: every file in TEXTS_DIR is a JSON text (read as the
-# loop reads an event); values to write come from the texts and from a seeded generator.
-# Prints one line per disagreement ("MISMATCH ...") and a last line of counts.
+# Compares the runtime's JSON (runtime/bootstrap/json.R and native.c) with jsonlite on a
+# corpus. Rscript json_corpus.R JSON_R NATIVE_SO TEXTS_DIR: every file in TEXTS_DIR is a JSON
+# text (read as the loop reads an event: its bytes, and as a string); values to write come
+# from the texts and from a seeded generator. Prints one line per disagreement
+# ("MISMATCH ...") and a last line of counts.
 args <- commandArgs(trailingOnly = TRUE)
+native <- getNativeSymbolInfo(c("rl_json_read", "rl_json_write"), dyn.load(args[[2L]]))
 sys.source(args[[1L]], envir = environment())
 library(jsonlite)
 
@@ -59,19 +61,21 @@ check_write <- function(x, label) {
   if (!same(a, b)) mismatch(paste("write", label), x, a, b)
 }
 
-for (path in sort(list.files(args[[2L]], full.names = TRUE))) {
+for (path in sort(list.files(args[[3L]], full.names = TRUE))) {
   text <- read_text(path)
   counts[["texts"]] <- counts[["texts"]] + 1L
   expected <- theirs_read(text)
   got <- ours(from_json, text)
   if (!same(got, expected)) mismatch(paste("read", basename(path)), text, got, expected)
-  # The base reader itself, whatever the size: it must agree whenever it answers.
-  base <- json_reader(text)
+  got <- ours(from_json, charToRaw(text))
+  if (!same(got, expected)) mismatch(paste("read bytes", basename(path)), text, got, expected)
+  # The native reader itself: it must agree whenever it answers.
+  base <- .Call(native$rl_json_read, text)
   if (is.null(base) && !inherits(expected, "failed")) cat("HANDED", basename(path), "\n")
   if (!is.null(base)) {
     counts[["base_reader"]] <- counts[["base_reader"]] + 1L
     if (!same(base[[1L]], expected)) {
-      mismatch(paste("base read", basename(path)), text, base[[1L]], expected)
+      mismatch(paste("native read", basename(path)), text, base[[1L]], expected)
     }
   }
   if (!inherits(expected, "failed")) check_write(expected, basename(path))
