@@ -50,8 +50,8 @@ def host_runtime_layer(r_front: str | None = None) -> Path:
     try:
         (work / "runtime").mkdir()
         for path in sources:
-            target = work / "bootstrap" if path.name == "bootstrap" else work / "runtime" / path.name
-            shutil.copy2(path, target)
+            inside = "bootstrap" if path.name == "bootstrap" else f"runtime/{path.name}"
+            shutil.copy2(path, work / inside)
         built = subprocess.run(
             [front, "CMD", "SHLIB", "-o", "native.so", "native.c"],
             cwd=work / "runtime",

@@ -37,7 +37,9 @@ same <- function(a, b) {
 }
 show <- function(x) substr(paste(deparse(x, nlines = 3L), collapse = " "), 1L, 200L)
 
-counts <- c(texts = 0L, base_reader = 0L, values = 0L, base_writer = 0L, mismatches = 0L)
+counts <- c(texts = 0L, base_reader = 0L, mutations = 0L, values = 0L, base_writer = 0L,
+            mismatches = 0L)
+small_texts <- list()
 mismatch <- function(what, input, a, b) {
   counts[["mismatches"]] <<- counts[["mismatches"]] + 1L
   cat("MISMATCH", what, show(input), "\n  ours:    ", show(a), "\n  jsonlite:", show(b), "\n")
@@ -79,6 +81,27 @@ for (path in sort(list.files(args[[3L]], full.names = TRUE))) {
     }
   }
   if (!inherits(expected, "failed")) check_write(expected, basename(path))
+  if (nchar(text, "bytes") < 4000L) small_texts[[length(small_texts) + 1L]] <- text
+}
+
+# Mutations of the small texts (a byte changed, the text cut, a piece repeated): whatever
+# the reader makes of them (its own value, or jsonlite's value or error) is jsonlite's.
+set.seed(160)
+for (i in seq_len(4000L)) {
+  bytes <- charToRaw(small_texts[[sample(length(small_texts), 1L)]])
+  if (length(bytes) < 2L) next
+  at <- sample(length(bytes), 1L)
+  bytes <- switch(sample(3L, 1L),
+    replace(bytes, at, as.raw(sample(c(1:255, rep(utf8ToInt("{}[],:\"0-e"), 20L)), 1L))),
+    bytes[seq_len(at - 1L)],
+    c(bytes[seq_len(at)], bytes[at:length(bytes)])
+  )
+  text <- rawToChar(bytes)
+  Encoding(text) <- "UTF-8"
+  counts[["mutations"]] <- counts[["mutations"]] + 1L
+  expected <- suppressWarnings(theirs_read(text))
+  got <- suppressWarnings(ours(from_json, bytes))
+  if (!same(got, expected)) mismatch("read mutation", text, got, expected)
 }
 
 # Generated values: what handlers return.

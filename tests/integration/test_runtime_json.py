@@ -208,6 +208,7 @@ def test_runtime_json_gives_what_jsonlite_gives(
     counts_int = {k: int(v) for k, v in counts.items()}
     assert counts_int["texts"] == len(made)
     assert counts_int["mismatches"] == 0
+    assert counts_int["mutations"] > 3000, counts_int
     # The native reader answered every valid text but those it hands to jsonlite on purpose.
     handed = set(re.findall(r"^HANDED (\S+)", report, re.MULTILINE))
     expected = {f"raw-{RAW_TEXTS.index(t):03d}" for t in HANDED_RAW}
