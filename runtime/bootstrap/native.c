@@ -76,11 +76,11 @@ static SEXP rl_http_head(SEXP buf) {
     }
     pos = eol + 2;
   }
-  if (k < lines) {
-    values = Rf_xlengthgets(values, k);
-    UNPROTECT(2);
-    PROTECT(values);
+  int protected = 2;
+  if (k < lines) { /* lines without a colon: not headers */
+    values = PROTECT(Rf_xlengthgets(values, k));
     names = PROTECT(Rf_xlengthgets(names, k));
+    protected += 2;
   }
   Rf_setAttrib(values, R_NamesSymbol, names);
   SEXP rest = PROTECT(Rf_allocVector(RAWSXP, n - end - 4));
@@ -94,7 +94,7 @@ static SEXP rl_http_head(SEXP buf) {
   SET_STRING_ELT(out_names, 1, Rf_mkChar("headers"));
   SET_STRING_ELT(out_names, 2, Rf_mkChar("rest"));
   Rf_setAttrib(out, R_NamesSymbol, out_names);
-  UNPROTECT(5);
+  UNPROTECT(protected + 3);
   return out;
 }
 
@@ -656,24 +656,25 @@ static void write_value(writer *w, SEXP x, int depth) {
   }
   int boxed = 0;
   SEXP levels = R_NilValue;
-  /* Attributes: names, and a class of "AsIs" (I(): an array even of one) or "factor";
-   * anything else (data frames, dates, matrices, ...) is jsonlite's to write. */
-  for (SEXP a = ATTRIB(x); a != R_NilValue; a = CDR(a)) {
-    SEXP tag = TAG(a);
-    if (tag == R_NamesSymbol) continue;
-    if (tag == R_ClassSymbol && is_class(CAR(a), "AsIs")) {
+  /* A class of "AsIs" (I(): an array even of one) or "factor"; any other class and any dim
+   * (data frames, dates, matrices, ...) are jsonlite's to write. Names are an object's
+   * keys; other attributes are not written, by jsonlite either. */
+  SEXP cls = Rf_getAttrib(x, R_ClassSymbol);
+  if (cls != R_NilValue) {
+    if (is_class(cls, "AsIs")) {
       boxed = 1;
-    } else if (tag == R_ClassSymbol && is_class(CAR(a), "factor") && TYPEOF(x) == INTSXP) {
+    } else if (is_class(cls, "factor") && TYPEOF(x) == INTSXP) {
       levels = Rf_getAttrib(x, R_LevelsSymbol);
       if (TYPEOF(levels) != STRSXP) levels = R_NilValue;
-    } else if (tag == R_LevelsSymbol && Rf_inherits(x, "factor")) {
-      continue;
-    } else {
+    }
+    if (!boxed && levels == R_NilValue) {
       w->bail = 1;
       return;
     }
   }
-  if (Rf_inherits(x, "factor") && levels == R_NilValue) {
+  SEXPTYPE type = TYPEOF(x);
+  if ((type != VECSXP && type != LGLSXP && type != INTSXP && type != REALSXP &&
+       type != STRSXP) || Rf_getAttrib(x, R_DimSymbol) != R_NilValue) {
     w->bail = 1;
     return;
   }
@@ -687,7 +688,7 @@ static void write_value(writer *w, SEXP x, int depth) {
       }
     }
   }
-  switch (TYPEOF(x)) {
+  switch (type) {
   case VECSXP: {
     SEXP keys = Rf_getAttrib(x, R_NamesSymbol);
     if (!n) {
@@ -710,10 +711,7 @@ static void write_value(writer *w, SEXP x, int depth) {
     put_c(w, keys == R_NilValue ? ']' : '}');
     return;
   }
-  case LGLSXP:
-  case INTSXP:
-  case REALSXP:
-  case STRSXP:
+  default:
     if (n == 1 && !boxed) {
       put_element(w, x, 0, levels);
       return;
@@ -724,9 +722,6 @@ static void write_value(writer *w, SEXP x, int depth) {
       put_element(w, x, i, levels);
     }
     put_c(w, ']');
-    return;
-  default:
-    w->bail = 1;
   }
 }
 

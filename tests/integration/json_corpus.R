@@ -148,6 +148,11 @@ fixed_values <- list(
   I(character()), integer(), logical(), character(), c(TRUE, NA, FALSE),
   list(ok = TRUE, n = 1:3, nested = list(list(a = 1), list(a = NULL), list())),
   list(1, b = 2, 3), setNames(list(1, 2), c("a", NA)),
+  # Attributes jsonlite does not write.
+  structure(list(a = 1, b = "x"), note = "n"), structure(1:3, note = "n"),
+  structure(list(1, 2), comment = "c"), structure("s", label = list(1)),
+  # Values JSON has no form for (jsonlite's error, whoever writes them).
+  sum, list(f = function() 1), new.env(), list(quote(x)),
   # Classes jsonlite writes (here too, through jsonlite): inside lists as well.
   data.frame(a = 1:2, b = c("x", NA)), list(frame = data.frame(a = 1)), matrix(1:6, 2),
   as.Date("2024-02-29"), list(when = as.POSIXct("2024-01-01 12:00:00", tz = "UTC")),
