@@ -59,13 +59,19 @@ def test_runtime_routes(method: str, path: str, route: tuple[str, str | None] | 
 # ---- the broker -----------------------------------------------------------------------
 
 
+def _take(broker: InvocationBroker) -> Invocation:
+    """A GET next for a queued event, answered in this thread."""
+    sent: list[Invocation] = []
+    assert broker.serve_next(sent.append) is True
+    return sent[0]
+
+
 def test_next_headers_carry_the_whole_contract() -> None:
     broker = InvocationBroker()
     inv = invocation(client_context='{"custom": {}}', cognito_identity='{"id": "x"}')
     before = int(time.time() * 1000)
     broker.submit(inv)
-    delivered = broker.next_invocation(timeout=1)
-    assert delivered is inv
+    assert _take(broker) is inv
     headers = inv.headers()
     assert headers["Lambda-Runtime-Aws-Request-Id"] == "req-1"
     assert headers["Lambda-Runtime-Invoked-Function-Arn"] == ARN
@@ -80,31 +86,10 @@ def test_optional_headers_are_left_out() -> None:
     broker = InvocationBroker()
     inv = invocation()
     broker.submit(inv)
-    broker.next_invocation(timeout=1)
+    _take(broker)
     headers = inv.headers()
     assert "Lambda-Runtime-Client-Context" not in headers
     assert "Lambda-Runtime-Cognito-Identity" not in headers
-
-
-def test_next_waits_for_an_event_and_records_the_end_of_init() -> None:
-    broker = InvocationBroker()
-    assert broker.first_next_at is None
-    assert broker.next_invocation(timeout=0.01) is None
-    assert broker.first_next_at is not None
-    inv = invocation()
-    threading.Timer(0.05, broker.submit, args=(inv,)).start()
-    assert broker.next_invocation(timeout=5) is inv
-    assert inv.delivered_at is not None
-
-
-def test_close_releases_a_waiting_next() -> None:
-    broker = InvocationBroker()
-    got: list[Invocation | None] = []
-    waiter = threading.Thread(target=lambda: got.append(broker.next_invocation()))
-    waiter.start()
-    broker.close()
-    waiter.join(timeout=5)
-    assert got == [None]
 
 
 def _serve_next_in_thread(
@@ -125,10 +110,12 @@ def _serve_next_in_thread(
 
 def test_a_waiting_next_is_answered_by_the_submitting_thread() -> None:
     broker = InvocationBroker()
+    assert broker.first_next_at is None
     sent: list[tuple[Invocation, int]] = []
     thread, result = _serve_next_in_thread(
         broker, lambda inv: sent.append((inv, threading.get_ident()))
     )
+    assert broker.first_next_at is not None  # the end of init (Init Duration)
     inv = invocation()
     broker.submit(inv)
     thread.join(timeout=5)
@@ -180,7 +167,7 @@ def test_response_completes_the_invocation() -> None:
     broker = InvocationBroker()
     inv = invocation()
     broker.submit(inv)
-    broker.next_invocation(timeout=1)
+    _take(broker)
     reply = broker.post_response("req-1", b'{"ok": true}')
     assert reply.status == 202
     assert inv.done.is_set()
@@ -194,7 +181,7 @@ def test_oversized_response_is_413_and_the_invocation_stays_open() -> None:
     broker = InvocationBroker(max_response_bytes=10)
     inv = invocation()
     broker.submit(inv)
-    broker.next_invocation(timeout=1)
+    _take(broker)
     reply = broker.post_response("req-1", b"x" * 11)
     assert reply.status == 413
     assert json.loads(reply.body)["errorType"] == "RequestEntityTooLarge"
@@ -225,7 +212,7 @@ def test_error_type_comes_from_the_header_then_the_body(
     broker = InvocationBroker()
     inv = invocation()
     broker.submit(inv)
-    broker.next_invocation(timeout=1)
+    _take(broker)
     broker.post_error("req-1", body, header)
     assert inv.error_type == expected
     assert inv.response  # never empty: an empty body becomes an error document
@@ -334,7 +321,7 @@ def test_a_stream_reaches_on_chunk_chunk_by_chunk() -> None:
     seen: list[tuple[bytes, bool]] = []
     inv = invocation(on_chunk=lambda c: seen.append((c, inv.done.is_set())))
     broker.submit(inv)
-    broker.next_invocation(timeout=1)
+    _take(broker)
     reply = broker.post_stream("req-1", "text/plain", ListBody([b"a", b"bc"], {}))
     assert reply.status == 202
     assert seen == [(b"a", False), (b"bc", False)]  # each before the invocation ended
@@ -346,7 +333,7 @@ def test_trailers_fail_a_stream_with_the_decoded_error() -> None:
     broker = InvocationBroker()
     inv = invocation()
     broker.submit(inv)
-    broker.next_invocation(timeout=1)
+    _take(broker)
     error = error_payload("MyError", "late")
     trailers = {
         "lambda-runtime-function-error-type": "MyError",

@@ -219,19 +219,6 @@ class InvocationBroker:
         waiting.done.wait()
         return waiting.sent
 
-    def next_invocation(self, timeout: float | None = None) -> Invocation | None:
-        """Block until an event is queued (None when closed or after ``timeout``)."""
-        with self._cond:
-            if self.first_next_at is None:
-                self.first_next_at = time.monotonic()
-            if not self._cond.wait_for(lambda: self._queue or self._closed, timeout):
-                return None
-            if self._closed:
-                return None
-            invocation = self._queue.popleft()
-            self._activate(invocation)
-            return invocation
-
     def post_response(self, request_id: str, body: bytes) -> Reply:
         with self._cond:
             invocation = self._active.get(request_id)
