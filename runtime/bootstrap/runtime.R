@@ -117,12 +117,16 @@ local({
   # one (no timeout: /next may wait as long as the function is idle). Reading first and
   # waiting only when nothing came keeps R's own socket buffer out of the picture. Reads
   # ask for what the response still needs: readBin allocates all it is asked for.
-  receive <- function(most) {
+  # `closed_ok`: NULL instead of an error when the connection is closed.
+  receive <- function(most, closed_ok = FALSE) {
     got <- readBin(conn, "raw", most)
     if (!length(got)) {
       socketSelect(list(conn), timeout = NULL)
       got <- readBin(conn, "raw", most)
-      if (!length(got)) stop("connection closed by the Runtime API")
+      if (!length(got)) {
+        if (closed_ok) return(NULL)
+        stop("connection closed by the Runtime API")
+      }
     }
     got
   }
@@ -155,8 +159,10 @@ local({
   }
 
   # The answer: list(status, headers (names in lower case), body).
+  # NULL when the connection was closed before the answer's first byte.
   read_response <- function() {
-    buf <- receive(head_size)
+    buf <- receive(head_size, closed_ok = TRUE)
+    if (is.null(buf)) return(NULL)
     while (is.null(head <- .Call(native$rl_http_head, buf))) buf <- c(buf, receive(head_size))
     hdrs <- head$headers
     rest <- head$rest
@@ -190,11 +196,25 @@ local({
   }
 
   # `request`: the whole request, as request_bytes() makes it.
-  exchange <- function(request) {
-    if (is.null(conn)) connect()
+  # `idempotent`: the request may be sent again (GET next).
+  exchange <- function(request, idempotent) {
+    reused <- !is.null(conn)
+    if (!reused) connect()
     # One write for head and body: a request written in pieces stalls on Nagle too.
     writeBin(request, conn)
-    read_response()
+    answer <- read_response()
+    if (is.null(answer)) {
+      disconnect()
+      # A kept-alive connection the server closed as the request went out (before http()'s
+      # look could see it): an idempotent request is sent again on a new connection, as
+      # HTTP lets a client do; anything else is the runtime's end.
+      if (!(reused && idempotent)) stop("connection closed by the Runtime API")
+      connect()
+      writeBin(request, conn)
+      answer <- read_response()
+      if (is.null(answer)) stop("connection closed by the Runtime API")
+    }
+    answer
   }
 
   # A request and its answer. A failure on the way ends the runtime (exit_on_error()).
@@ -207,7 +227,7 @@ local({
     # file): reconnect before using it. One look instead of a tryCatch() around every
     # request, which cost ~20 us each of every warm event.
     if (!is.null(conn) && socketSelect(list(conn), timeout = 0)) disconnect()
-    result <- exchange(request)
+    result <- exchange(request, idempotent = method == "GET")
     if (result$status == 500L) {
       # The Runtime API's "container error": a non-recoverable state, exit promptly.
       log_line("rlayer runtime: the Runtime API answered 500 to ", method, " ", path, "; exiting")
