@@ -50,12 +50,12 @@ install -m 0755 "$SRC_ROOT/runtime/bootstrap/bootstrap" "$OPT/bootstrap"
 mkdir -p "$OPT/runtime"
 # The loop (runtime.R) and the parts it sources (logging.R, events.R, ...).
 install -m 0644 "$SRC_ROOT"/runtime/bootstrap/*.R "$OPT/runtime/"
-# The loop's C part (native.c: HTTP heads, JSON), built with this R: it needs only what
-# libR.so needs, and the ABI check below sees it like any other ELF file.
-mkdir -p "$WORK/native"
-cp "$SRC_ROOT/runtime/bootstrap/native.c" "$WORK/native/"
-(cd "$WORK/native" && in_opt /opt/R/bin/R CMD SHLIB -o native.so native.c) ||
-  die "could not compile runtime/bootstrap/native.c"
+# The loop's C part (runtime/bootstrap/native/: HTTP heads, JSON), built with this R: it
+# needs only what libR.so needs, and the ABI check sees it like any other ELF file.
+rm -rf "$WORK/native"
+cp -R "$SRC_ROOT/runtime/bootstrap/native" "$WORK/native"
+(cd "$WORK/native" && in_opt /opt/R/bin/R CMD SHLIB -o native.so ./*.c) ||
+  die "could not compile runtime/bootstrap/native/"
 install -m 0755 "$WORK/native/native.so" "$OPT/runtime/native.so"
 strip --strip-unneeded "$OPT/runtime/native.so"
 

@@ -116,7 +116,7 @@ recipe_hash() {
       "$BUILDSPEC_DIR/lazyload-xz.R" \
       "$BUILDSPEC_DIR/install-packages.R" "$LAMBDA_OS_TABLE" \
       "$BUILDSPEC_DIR/layerzip.py" "$BUILDSPEC_DIR/which" "$SRC_ROOT/runtime/bootstrap/bootstrap" \
-      "$SRC_ROOT/runtime/bootstrap/native.c" "$SRC_ROOT"/runtime/bootstrap/*.R
+      "$SRC_ROOT"/runtime/bootstrap/native/* "$SRC_ROOT"/runtime/bootstrap/*.R
   } | sha256sum | cut -c1-16
 }
 

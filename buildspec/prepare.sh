@@ -3,7 +3,7 @@
 # (R version, architecture, recipe) was built before, restores it instead of compiling.
 . "$(dirname -- "$0")/common.sh"
 
-for f in runtime/bootstrap/bootstrap runtime/bootstrap/runtime.R runtime/bootstrap/native.c; do
+for f in runtime/bootstrap/bootstrap runtime/bootstrap/runtime.R runtime/bootstrap/native/init.c; do
   [ -f "$SRC_ROOT/$f" ] || die "$f is missing from the source"
 done
 recipe=$(recipe_hash)

@@ -47,7 +47,7 @@ LAMBDA_UNZIPPED_LIMIT = 262_144_000
 # Room left for the user's own function code next to our layers.
 FUNCTION_CODE_MARGIN = 5 * 1024 * 1024
 BOOTSTRAP = "bootstrap"
-# The Runtime API loop and its C part (runtime/bootstrap/runtime.R, native.c).
+# The Runtime API loop and its C part (runtime/bootstrap/runtime.R, native/).
 LOOP_FILES = ("runtime/runtime.R", "runtime/native.so")
 RSCRIPT = "R/bin/Rscript"
 R_BINARY = "R/lib/R/bin/exec/R"

@@ -2,7 +2,7 @@
 
 A function run without layers (handler development, the runtime's own tests) uses host R
 with the runtime of this checkout: the bootstrap at the top, the loop's files in
-``runtime/``, and ``runtime/native.so`` (the loop's C part) compiled from ``native.c`` with
+``runtime/``, and ``runtime/native.so`` (the loop's C part) compiled from ``native/`` with
 host R's ``R CMD SHLIB``, as the layer build does with the layer's R. Made once per change
 of the sources or of R, in the cache directory.
 """
@@ -28,7 +28,8 @@ def _sources() -> list[Path]:
             f"the rlayer runtime is not at {RUNTIME_SRC}: run from a source checkout or pass "
             "a layer"
         )
-    return sorted([RUNTIME_SRC / "bootstrap", RUNTIME_SRC / "native.c", *RUNTIME_SRC.glob("*.R")])
+    native = sorted((RUNTIME_SRC / "native").glob("*.[ch]"))
+    return [RUNTIME_SRC / "bootstrap", *sorted(RUNTIME_SRC.glob("*.R")), *native]
 
 
 def host_runtime_layer(r_front: str | None = None) -> Path:
@@ -41,7 +42,7 @@ def host_runtime_layer(r_front: str | None = None) -> Path:
     sources = _sources()
     digest = hashlib.sha256(front.encode())
     for path in sources:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        digest.update(str(path.relative_to(RUNTIME_SRC)).encode() + b"\0" + path.read_bytes())
     layer = cache_dir() / "host-runtime" / digest.hexdigest()[:16]
     if (layer / "runtime" / "native.so").is_file():
         return layer
@@ -49,23 +50,29 @@ def host_runtime_layer(r_front: str | None = None) -> Path:
     work = Path(tempfile.mkdtemp(prefix="new-", dir=layer.parent))
     try:
         (work / "runtime").mkdir()
+        (work / "native").mkdir()
         for path in sources:
-            inside = "bootstrap" if path.name == "bootstrap" else f"runtime/{path.name}"
+            # The loop's R files go to runtime/; the bootstrap and native/ as they are.
+            inside = (
+                f"runtime/{path.name}" if path.suffix == ".R" else path.relative_to(RUNTIME_SRC)
+            )
             shutil.copy2(path, work / inside)
+        c_files = sorted(p.name for p in (work / "native").glob("*.c"))
         built = subprocess.run(
-            [front, "CMD", "SHLIB", "-o", "native.so", "native.c"],
-            cwd=work / "runtime",
+            [front, "CMD", "SHLIB", "-o", "native.so", *c_files],
+            cwd=work / "native",
             capture_output=True,
             text=True,
             check=False,
         )
         if built.returncode != 0:
             raise ConfigurationError(
-                "could not compile the runtime's native.c with this machine's R "
-                f"(R CMD SHLIB; R's headers and a C compiler are needed): {built.stderr[-2000:]}"
+                "could not compile the runtime's native part (runtime/bootstrap/native/) with "
+                "this machine's R (R CMD SHLIB; R's headers and a C compiler are needed): "
+                f"{built.stderr[-2000:]}"
             )
-        for leftover in (work / "runtime").glob("*.o"):
-            leftover.unlink()
+        (work / "native" / "native.so").rename(work / "runtime" / "native.so")
+        shutil.rmtree(work / "native")
         work.chmod(0o755)
         try:
             work.rename(layer)

@@ -2,7 +2,7 @@
 # One pair, to_json(x) and from_json(text), used for every event, response and error body.
 #
 # Why not jsonlite at start-up: loading its namespace also loads methods, ~70-90 ms of every
-# cold start. native.c's reader and writer (`native`, loaded by runtime.R) give the same
+# cold start. native/'s reader and writer (`native`, loaded by runtime.R) give the same
 # result as jsonlite for what events and handlers exchange, in microseconds, and hand the
 # rest to jsonlite, loaded lazily, once:
 #   from_json(text) == jsonlite::fromJSON(text, simplifyVector = TRUE,

@@ -30,7 +30,7 @@
 # as jsonlite::fromJSON/toJSON with those options do it (json.R, without loading jsonlite).
 #
 # The hot parts of every event (an HTTP answer's head, the event's JSON, the value's JSON)
-# are C (native.c, runtime/native.so in the layer, built with the layer's R): in R they
+# are C (native/, runtime/native.so in the layer, built with the layer's R): in R they
 # were ~0.3 ms of every warm event.
 
 local({
@@ -62,7 +62,7 @@ local({
   loop_env <- environment()
   source_part("logging.R") # log_line, log_error, with_log_capture, lambda_log
 
-  # native.c: rl_http_head, rl_json_read, rl_json_write (RLAYER_NATIVE: another build of it).
+  # native/: rl_http_head, rl_json_read, rl_json_write (RLAYER_NATIVE: another build of it).
   native <- tryCatch({
     so <- Sys.getenv("RLAYER_NATIVE", file.path(runtime_dir, "native.so"))
     getNativeSymbolInfo(c("rl_http_head", "rl_json_read", "rl_json_write"), dyn.load(so))
@@ -250,7 +250,7 @@ local({
   }
 
   # ---- JSON ------------------------------------------------------------------------
-  # to_json() and from_json(): jsonlite's results (native.c); jsonlite itself is loaded
+  # to_json() and from_json(): jsonlite's results (native/); jsonlite itself is loaded
   # only for what they hand to it (json.R says what), not at start-up.
   mark("json_from")
   source_part("json.R")

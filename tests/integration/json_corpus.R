@@ -1,4 +1,4 @@
-# Compares the runtime's JSON (runtime/bootstrap/json.R and native.c) with jsonlite on a
+# Compares the runtime's JSON (runtime/bootstrap/json.R and native/) with jsonlite on a
 # corpus. Rscript json_corpus.R JSON_R NATIVE_SO TEXTS_DIR: every file in TEXTS_DIR is a JSON
 # text (read as the loop reads an event: its bytes, and as a string); values to write come
 # from the texts and from a seeded generator. Prints one line per disagreement

@@ -1,4 +1,4 @@
-"""The runtime's JSON (runtime/bootstrap/json.R and native.c) against jsonlite, on a corpus.
+"""The runtime's JSON (runtime/bootstrap/json.R and native/) against jsonlite, on a corpus.
 
 The loop reads events and writes values with to_json()/from_json() and loads jsonlite only
 when they hand something to it; the contract is that the results are jsonlite's. The corpus:
