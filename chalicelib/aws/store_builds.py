@@ -21,7 +21,13 @@ from chalicelib.aws.items import (
     from_item,
     to_item,
 )
-from chalicelib.aws.store_table import Table, condition_failed, set_expression
+from chalicelib.aws.store_table import (
+    IF_ABSENT,
+    Table,
+    condition_failed,
+    if_unchanged,
+    set_expression,
+)
 from chalicelib.errors import ConflictError, NotFoundError, TransitionRejectedError
 from chalicelib.models import MAX_WATCHERS, BuildRecord, BuildStatus, NotifyTarget, utcnow
 
@@ -66,58 +72,32 @@ class BuildRecords(Table):
         points at the failed build the caller saw (``replaces``), or when forced. Raises
         ConflictError when another request won the race; the caller re-reads.
         """
-        spec_put: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Item": to_item(
-                {
-                    "pk": SPEC.key(record.spec_hash),
-                    "build_id": record.build_id,
-                    "updated_at": record.created_at,
-                }
-            ),
+        spec = {
+            "pk": SPEC.key(record.spec_hash),
+            "build_id": record.build_id,
+            "updated_at": record.created_at,
         }
-        if not force:
-            if replaces is None:
-                spec_put["ConditionExpression"] = "attribute_not_exists(pk)"
-            else:
-                spec_put["ConditionExpression"] = "build_id = :stale"
-                spec_put["ExpressionAttributeValues"] = {":stale": {"S": replaces}}
-        build_put = {
-            "TableName": self.table_name,
-            "Item": to_item(self._build_item(record)),
-            "ConditionExpression": "attribute_not_exists(pk)",
-        }
-        writes = [{"Put": build_put}, {"Put": spec_put}]
+        writes = [
+            self.put_write(self._build_item(record), IF_ABSENT),
+            self.put_write(spec, None if force else if_unchanged("build_id", replaces)),
+        ]
         if caller is not None:
             # Only if no other request of this caller wrote it since it was read: two
             # racing requests cannot both take the last free place.
-            writes.append({"Put": self._caller_put(caller, record.build_id)})
-        try:
-            self._ddb.transact_write_items(TransactItems=writes)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
-                raise ConflictError("another build of this spec was just requested") from exc
-            raise
+            writes.append(self._caller_put(caller, record.build_id))
+        if not self.transact(writes):
+            raise ConflictError("another build of this spec was just requested")
 
     def _caller_put(self, slot: CallerSlot, build_id: str) -> dict[str, Any]:
-        put: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Item": to_item(
-                {
-                    "pk": slot.key,
-                    "caller": slot.caller,
-                    "build_ids": [*slot.build_ids, build_id],
-                    "version": slot.version + 1,
-                    "updated_at": utcnow(),
-                }
-            ),
+        item = {
+            "pk": slot.key,
+            "caller": slot.caller,
+            "build_ids": [*slot.build_ids, build_id],
+            "version": slot.version + 1,
+            "updated_at": utcnow(),
         }
-        if slot.version == 0:
-            put["ConditionExpression"] = "attribute_not_exists(pk)"
-        else:
-            put["ConditionExpression"] = "version = :v"
-            put["ExpressionAttributeValues"] = {":v": {"N": str(slot.version)}}
-        return put
+        # Version 0: the slot was not written yet.
+        return self.put_write(item, if_unchanged("version", slot.version or None))
 
     @staticmethod
     def _build_item(record: BuildRecord) -> dict[str, Any]:

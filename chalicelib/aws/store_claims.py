@@ -11,9 +11,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws.faults import error_code
 from chalicelib.aws.items import from_item, to_item
-from chalicelib.aws.store_table import Table, condition_failed, set_expression
+from chalicelib.aws.store_table import (
+    IF_ABSENT,
+    Table,
+    condition_failed,
+    if_unchanged,
+    set_expression,
+)
 from chalicelib.models import utcnow
 
 
@@ -32,21 +37,13 @@ class Claims(Table):
         """Write the new item ``data`` at ``pk`` and point ``lock_pk`` at ``holder``, in one
         transaction: only if the lock is absent (``expect_holder`` None) or still names
         ``expect_holder``. False when another writer changed the lock since it was read."""
-        lock_put: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Item": to_item({"pk": lock_pk, "holder": holder, "updated_at": utcnow()}),
-        }
-        if expect_holder is None:
-            lock_put["ConditionExpression"] = "attribute_not_exists(pk)"
-        else:
-            lock_put["ConditionExpression"] = "holder = :h"
-            lock_put["ExpressionAttributeValues"] = {":h": {"S": expect_holder}}
-        item_put = {
-            "TableName": self.table_name,
-            "Item": to_item({**data, "pk": pk}),
-            "ConditionExpression": "attribute_not_exists(pk)",
-        }
-        return self._transact([{"Put": lock_put}, {"Put": item_put}])
+        lock = {"pk": lock_pk, "holder": holder, "updated_at": utcnow()}
+        return self.transact(
+            [
+                self.put_write(lock, if_unchanged("holder", expect_holder)),
+                self.put_write({**data, "pk": pk}, IF_ABSENT),
+            ]
+        )
 
     def lock_holder(self, lock_pk: str) -> str | None:
         item = self.get_item(lock_pk)
@@ -100,7 +97,7 @@ class Claims(Table):
                 }
             },
         ]
-        return self._transact(writes)
+        return self.transact(writes)
 
     def update_if(
         self, pk: str, fields: Mapping[str, Any], *, expect: Mapping[str, Any]
@@ -123,15 +120,6 @@ class Claims(Table):
                 return None
             raise
         return from_item(resp["Attributes"])
-
-    def _transact(self, writes: list[dict[str, Any]]) -> bool:
-        try:
-            self._ddb.transact_write_items(TransactItems=writes)
-        except ClientError as exc:
-            if error_code(exc) == "TransactionCanceledException":
-                return False
-            raise
-        return True
 
 
 def _equal_all(expect: Mapping[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:

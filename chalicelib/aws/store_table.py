@@ -21,6 +21,21 @@ def condition_failed(exc: ClientError) -> bool:
     return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
+# A write's condition: no item at its key yet.
+IF_ABSENT: Mapping[str, str] = {"ConditionExpression": "attribute_not_exists(pk)"}
+
+
+def if_unchanged(attr: str, value: str | int | None) -> Mapping[str, Any]:
+    """A write's condition: the item's ``attr`` still has the ``value`` it was read with;
+    ``value`` None (no item was read): there is no item yet."""
+    if value is None:
+        return IF_ABSENT
+    return {
+        "ConditionExpression": f"{attr} = :was",
+        "ExpressionAttributeValues": to_item({":was": value}),
+    }
+
+
 class Table:
     """Generic items of the table, by key."""
 
@@ -38,9 +53,7 @@ class Table:
         """Write an item only if none exists with that key; False when one did."""
         try:
             self._ddb.put_item(
-                TableName=self.table_name,
-                Item=to_item({**data, "pk": pk}),
-                ConditionExpression="attribute_not_exists(pk)",
+                TableName=self.table_name, Item=to_item({**data, "pk": pk}), **IF_ABSENT
             )
         except ClientError as exc:
             if condition_failed(exc):
@@ -50,6 +63,22 @@ class Table:
 
     def put(self, pk: str, data: Mapping[str, Any]) -> None:
         self._ddb.put_item(TableName=self.table_name, Item=to_item({**data, "pk": pk}))
+
+    def put_write(
+        self, item: Mapping[str, Any], condition: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """One Put of a transaction (:meth:`transact`), on ``condition`` if given."""
+        return {"Put": {"TableName": self.table_name, "Item": to_item(item), **(condition or {})}}
+
+    def transact(self, writes: list[dict[str, Any]]) -> bool:
+        """All ``writes`` or none; False when a condition of one failed."""
+        try:
+            self._ddb.transact_write_items(TransactItems=writes)
+        except ClientError as exc:
+            if error_code(exc) == "TransactionCanceledException":
+                return False
+            raise
+        return True
 
     def set_in_map(
         self, pk: str, field: str, key: str, value: Any, *, unless: tuple[str, str] | None = None

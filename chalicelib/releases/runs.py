@@ -261,4 +261,4 @@ def _iso(epoch: float) -> str:
 
 
 def _epoch(iso: str) -> float:
-    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    return datetime.fromisoformat(iso).timestamp()

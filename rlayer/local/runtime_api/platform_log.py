@@ -15,9 +15,13 @@ def is_json_format(env: Mapping[str, str]) -> bool:
     return env.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
 
 
+def timestamp() -> str:
+    """Now, as Lambda stamps its own lines: RFC 3339, UTC, milliseconds."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def _record(kind: str, record: dict[str, object]) -> str:
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    return json.dumps({"time": stamp, "type": f"platform.{kind}", "record": record})
+    return json.dumps({"time": timestamp(), "type": f"platform.{kind}", "record": record})
 
 
 def start_line(request_id: str, json_format: bool, version: str = "$LATEST") -> str:

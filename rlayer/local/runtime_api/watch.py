@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 from rlayer.local.process import RuntimeProcess
+from rlayer.local.runtime_api import platform_log
 from rlayer.local.runtime_api.broker import WATCH_INTERVAL_S, Invocation
 from rlayer.local.runtime_api.results import Failure, exit_description
 
@@ -39,10 +39,10 @@ def await_answer(
                 f"{exit_description(returncode)}",
             )
         if time.monotonic() >= limit:
-            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
             return Failure(
                 "Sandbox.Timedout",
-                f"{stamp} {invocation.request_id} Task timed out after {timeout_s:.2f} seconds",
+                f"{platform_log.timestamp()} {invocation.request_id} "
+                f"Task timed out after {timeout_s:.2f} seconds",
             )
         if not tree_settled:
             # During init the sandbox's processes are still appearing (bwrap forks,
