@@ -158,7 +158,7 @@ class InvocationBroker:
 
     def __init__(self, max_response_bytes: int = MAX_PAYLOAD_BYTES) -> None:
         self.max_response_bytes = max_response_bytes
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._queue: deque[Invocation] = deque()
         self._waiting: deque[_Waiting] = deque()
         self._active: dict[str, Invocation] = {}
@@ -169,13 +169,12 @@ class InvocationBroker:
 
     def submit(self, invocation: Invocation) -> None:
         """Queue the event, or hand it to a GET next that waits (see :meth:`serve_next`)."""
-        with self._cond:
+        with self._lock:
             if self.init_error is not None:
                 invocation.finish(*self.init_error)
                 return
             if not self._waiting:
                 self._queue.append(invocation)
-                self._cond.notify_all()
                 return
             waiting = self._waiting.popleft()
             self._activate(invocation)
@@ -185,11 +184,10 @@ class InvocationBroker:
         except (OSError, ValueError):  # ValueError: a file already closed
             # The runtime's connection is gone: the event waits for its next GET next (a
             # runtime that died is the invoke's watcher's to report).
-            with self._cond:
+            with self._lock:
                 if self._active.pop(invocation.request_id, None) is invocation:
                     invocation.delivered_at = invocation.deadline_ms = None
                     self._queue.appendleft(invocation)
-                    self._cond.notify_all()
         finally:
             waiting.done.set()
 
@@ -202,7 +200,7 @@ class InvocationBroker:
         else in the thread that submits the next one (Lambda hands an event to a waiting
         runtime at once; here that saves a thread switch, ~0.1 ms, per warm event).
         Blocks until it was answered; False when the broker closed first."""
-        with self._cond:
+        with self._lock:
             if self.first_next_at is None:
                 self.first_next_at = time.monotonic()
             if self._closed:
@@ -220,7 +218,7 @@ class InvocationBroker:
         return waiting.sent
 
     def post_response(self, request_id: str, body: bytes) -> Reply:
-        with self._cond:
+        with self._lock:
             invocation = self._active.get(request_id)
             if invocation is None:
                 return _invalid_request_id(request_id)
@@ -241,7 +239,7 @@ class InvocationBroker:
     def post_stream(self, request_id: str, content_type: str, body: StreamBody) -> Reply:
         """A streamed response, read as it arrives (outside the lock: it may take as long
         as the function runs); an error in its trailers fails the invocation."""
-        with self._cond:
+        with self._lock:
             invocation = self._active.get(request_id)
             if invocation is None:
                 return _invalid_request_id(request_id)
@@ -259,14 +257,14 @@ class InvocationBroker:
                 invocation.stream_error = base64.b64decode(encoded, validate=True)
             except (binascii.Error, ValueError):
                 invocation.stream_error = encoded.encode()
-        with self._cond:
+        with self._lock:
             if self._active.pop(request_id, None) is None:
                 return _invalid_request_id(request_id)  # answered meanwhile (init error)
             invocation.finish(b"".join(chunks), error_type or None)
             return ACCEPTED
 
     def post_error(self, request_id: str, body: bytes, error_type_header: str | None) -> Reply:
-        with self._cond:
+        with self._lock:
             invocation = self._active.pop(request_id, None)
             if invocation is None:
                 return _invalid_request_id(request_id)
@@ -275,7 +273,7 @@ class InvocationBroker:
             return ACCEPTED
 
     def post_init_error(self, body: bytes, error_type_header: str | None) -> Reply:
-        with self._cond:
+        with self._lock:
             error_type = _error_type_of(body, error_type_header)
             self.init_error = (body or error_payload(error_type, ""), error_type)
             self.init_error_at = time.monotonic()
@@ -286,9 +284,8 @@ class InvocationBroker:
             return ACCEPTED
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             self._closed = True
-            self._cond.notify_all()
             for waiting in self._waiting:
                 waiting.done.set()  # unanswered: the server hangs up
             self._waiting.clear()
