@@ -198,23 +198,19 @@ local({
   # `request`: the whole request, as request_bytes() makes it.
   # `idempotent`: the request may be sent again (GET next).
   exchange <- function(request, idempotent) {
-    reused <- !is.null(conn)
-    if (!reused) connect()
-    # One write for head and body: a request written in pieces stalls on Nagle too.
-    writeBin(request, conn)
-    answer <- read_response()
-    if (is.null(answer)) {
-      disconnect()
-      # A kept-alive connection the server closed as the request went out (before http()'s
-      # look could see it): an idempotent request is sent again on a new connection, as
-      # HTTP lets a client do; anything else is the runtime's end.
-      if (!(reused && idempotent)) stop("connection closed by the Runtime API")
-      connect()
+    repeat {
+      reused <- !is.null(conn)
+      if (!reused) connect()
+      # One write for head and body: a request written in pieces stalls on Nagle too.
       writeBin(request, conn)
       answer <- read_response()
-      if (is.null(answer)) stop("connection closed by the Runtime API")
+      if (!is.null(answer)) return(answer)
+      disconnect()
+      # A kept-alive connection the server closed as the request went out (before http()'s
+      # look could see it): an idempotent request is sent again, once, on a new
+      # connection, as HTTP lets a client do; anything else is the runtime's end.
+      if (!(reused && idempotent)) stop("connection closed by the Runtime API")
     }
-    answer
   }
 
   # A request and its answer. A failure on the way ends the runtime (exit_on_error()).
